@@ -1,0 +1,50 @@
+"""`interplab <command>`: the command-line entry point.
+
+Each command lives in its own module under `interplab.commands` and exposes `register(app)`;
+they are discovered here so a new capability adds a file, not an edit to a central list.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import sys
+
+import typer
+from rich.console import Console
+
+from interplab import commands
+from interplab.common import InterplabError, configure_logging
+
+app = typer.Typer(
+    name="interplab",
+    help="Interpretability workbench: capture activations, train SAEs, probe, steer, browse.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _register_commands() -> None:
+    for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
+        module = importlib.import_module(f"interplab.commands.{info.name}")
+        register = getattr(module, "register", None)
+        if register is not None:
+            register(app)
+
+
+_register_commands()
+
+
+def main() -> None:
+    """Run the CLI; user-fixable errors print one red line and exit 2 instead of a traceback."""
+    configure_logging()
+    try:
+        app()
+    except InterplabError as exc:
+        Console(stderr=True).print(f"[bold red]error:[/] {exc}")
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

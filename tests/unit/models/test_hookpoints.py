@@ -1,0 +1,78 @@
+import pytest
+import torch
+
+from interplab.common import InterplabError
+from interplab.models import capture, hook_names, load_model, resolve_hook
+
+FAMILIES = ["gpt2", "gpt_neox", "llama", "bert"]
+PRE_LN = {"gpt2", "gpt_neox", "llama"}  # their last hidden_states entry is after the final norm
+
+
+@pytest.fixture(scope="module", params=FAMILIES)
+def loaded(request, tiny_model_dir):
+    return load_model(tiny_model_dir(request.param, n_layers=3))
+
+
+def _batch(lm):
+    return lm.tokenize(["The cat sat on the mat.", "Numbers: 1, 2, 3"])
+
+
+def test_resid_post_equals_hf_hidden_states(loaded):
+    batch = _batch(loaded)
+    names = [f"blocks.{layer}.resid_post" for layer in range(loaded.n_layers)]
+    with capture(loaded.model, names + ["embed", "blocks.0.resid_pre"]) as acts:
+        out = loaded.model(**batch, output_hidden_states=True)
+    hidden = out.hidden_states
+    assert len(hidden) == loaded.n_layers + 1
+    last = loaded.n_layers - 1 if loaded.family in PRE_LN else loaded.n_layers
+    for layer in range(last):
+        torch.testing.assert_close(acts[f"blocks.{layer}.resid_post"], hidden[layer + 1])
+    torch.testing.assert_close(acts["embed"], hidden[0])
+    torch.testing.assert_close(acts["blocks.0.resid_pre"], hidden[0])
+
+
+def test_ln_final_is_last_hidden_state_for_pre_ln_families(loaded):
+    if loaded.family not in PRE_LN:
+        pytest.skip("post-LN encoder has no final norm")
+    with capture(loaded.model, "ln_final") as acts:
+        out = loaded.model(**_batch(loaded), output_hidden_states=True)
+    torch.testing.assert_close(acts["ln_final"], out.hidden_states[-1])
+
+
+def test_resid_pre_of_next_block_is_resid_post_of_previous(loaded):
+    with capture(loaded.model, ["blocks.0.resid_post", "blocks.1.resid_pre"]) as acts:
+        loaded.model(**_batch(loaded))
+    torch.testing.assert_close(acts["blocks.1.resid_pre"], acts["blocks.0.resid_post"])
+
+
+def test_attn_and_mlp_outputs_add_up_to_the_residual_update(loaded):
+    if loaded.family == "bert":
+        pytest.skip("post-LN: the sublayer outputs pass through LayerNorm before the residual")
+    hooks = ["blocks.1.resid_pre", "blocks.1.attn_out", "blocks.1.mlp_out", "blocks.1.resid_post"]
+    with capture(loaded.model, hooks) as acts:
+        loaded.model(**_batch(loaded))
+    update = acts["blocks.1.resid_post"] - acts["blocks.1.resid_pre"]
+    torch.testing.assert_close(update, acts["blocks.1.attn_out"] + acts["blocks.1.mlp_out"], atol=1e-5, rtol=1e-4)
+
+
+def test_every_listed_hook_name_resolves_and_captures_d_model(loaded):
+    names = hook_names(loaded.model)
+    assert names[0] == "embed" and f"blocks.{loaded.n_layers - 1}.resid_post" in names
+    with capture(loaded.model, names) as acts:
+        loaded.model(**_batch(loaded))
+    for name in names:
+        assert acts[name].shape[-1] == loaded.d_model, name
+
+
+def test_unknown_hook_name_lists_valid_names(loaded):
+    with pytest.raises(InterplabError, match=r"unknown hook 'blocks\.0\.resid_middle'.*blocks\.0\.resid_pre"):
+        resolve_hook(loaded.model, "blocks.0.resid_middle")
+    with pytest.raises(InterplabError, match="layer 99 out of range"):
+        resolve_hook(loaded.model, "blocks.99.resid_post")
+
+
+def test_module_path_is_accepted_as_generic_hook(loaded):
+    path = next(n for n, m in loaded.model.named_modules() if n.endswith("mlp") or n.endswith("output.dense"))
+    with capture(loaded.model, path) as acts:
+        loaded.model(**_batch(loaded))
+    assert acts[path].shape[:2] == _batch(loaded)["input_ids"].shape
