@@ -14,8 +14,14 @@ from typing import Literal
 
 import torch
 from torch import Tensor, nn
-from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoModelForMaskedLM, AutoTokenizer
-from transformers import PreTrainedTokenizerBase
+from transformers import (
+    AutoConfig,
+    AutoModel,
+    AutoModelForCausalLM,
+    AutoModelForMaskedLM,
+    AutoTokenizer,
+    PreTrainedTokenizerBase,
+)
 
 from interplab.common import InterplabError, get_device, get_dtype, get_logger
 from interplab.models.hookpoints import block_list, hook_names, model_family
@@ -62,7 +68,8 @@ class LoadedModel:
 
     def unembedding(self) -> Tensor | None:
         """The unembedding matrix [d_model, vocab], or None for encoders without an LM head."""
-        head = self.model.get_output_embeddings() if hasattr(self.model, "get_output_embeddings") else None
+        get_head = getattr(self.model, "get_output_embeddings", None)
+        head = get_head() if callable(get_head) else None
         if head is None or not hasattr(head, "weight"):
             return None
         return head.weight.detach().T
@@ -149,7 +156,7 @@ def load_model(
         tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
     model.to(dev).eval()
     blocks = block_list(model)
-    d_model = getattr(config, "hidden_size", None) or getattr(config, "n_embd", None)
+    d_model = int(getattr(config, "hidden_size", None) or config.n_embd)
     log.info("loaded %s (%s, %d blocks, d=%s) on %s", name_or_path, config.model_type, len(blocks), d_model, dev)
     return LoadedModel(
         model=model,
@@ -158,7 +165,7 @@ def load_model(
         family=model_family(model),
         is_causal=is_causal,
         n_layers=len(blocks),
-        d_model=int(d_model),
+        d_model=d_model,
         device=dev,
         source=source,
     )

@@ -21,6 +21,7 @@ from transformers import (
     GPTNeoXForCausalLM,
     LlamaConfig,
     LlamaForCausalLM,
+    PreTrainedModel,
     PreTrainedTokenizerFast,
 )
 
@@ -88,34 +89,34 @@ def build_wordpiece_tokenizer(texts: Sequence[str], vocab_size: int = 512) -> Pr
     )
 
 
-def _tiny_model(family: str, vocab: int, n_layers: int, d_model: int, n_ctx: int, tokenizer) -> torch.nn.Module:
+def _tiny_model(family: str, vocab: int, n_layers: int, d_model: int, n_ctx: int, tokenizer) -> PreTrainedModel:
     heads = 4
     if family == "gpt2":
-        cfg = GPT2Config(
+        gpt2_cfg = GPT2Config(
             vocab_size=vocab, n_positions=n_ctx, n_embd=d_model, n_layer=n_layers, n_head=heads,
             bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
         )
-        return GPT2LMHeadModel(cfg)
+        return GPT2LMHeadModel(gpt2_cfg)
     if family == "gpt_neox":
-        cfg = GPTNeoXConfig(
+        neox_cfg = GPTNeoXConfig(
             vocab_size=vocab, hidden_size=d_model, num_hidden_layers=n_layers, num_attention_heads=heads,
             intermediate_size=4 * d_model, max_position_embeddings=n_ctx,
             bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
         )
-        return GPTNeoXForCausalLM(cfg)
+        return GPTNeoXForCausalLM(neox_cfg)
     if family == "llama":
-        cfg = LlamaConfig(
+        llama_cfg = LlamaConfig(
             vocab_size=vocab, hidden_size=d_model, num_hidden_layers=n_layers, num_attention_heads=heads,
             num_key_value_heads=heads // 2, intermediate_size=2 * d_model, max_position_embeddings=n_ctx,
             bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
             pad_token_id=tokenizer.pad_token_id,
         )
-        return LlamaForCausalLM(cfg)
-    cfg = BertConfig(
+        return LlamaForCausalLM(llama_cfg)
+    bert_cfg = BertConfig(
         vocab_size=vocab, hidden_size=d_model, num_hidden_layers=n_layers, num_attention_heads=heads,
         intermediate_size=4 * d_model, max_position_embeddings=n_ctx, pad_token_id=tokenizer.pad_token_id,
     )
-    return BertForMaskedLM(cfg)
+    return BertForMaskedLM(bert_cfg)
 
 
 def build_tiny_model(
