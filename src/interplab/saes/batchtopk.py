@@ -1,0 +1,104 @@
+"""BatchTopK SAE (Bussmann, Leask & Nanda 2024, "BatchTopK Sparse Autoencoders", arXiv:2412.06410).
+
+1. Training: keep the k·B largest ReLU pre-activations of the whole batch [B, d_sae] (so easy
+   tokens use fewer latents than hard ones, k on average), zero the rest.
+2. Inference must not depend on the other tokens of a batch, so the SAE tracks a global threshold
+   θ: an exponential moving average of the smallest kept activation of each training batch.
+   encode() then keeps latents with pre > θ, per token. Before any training step θ is unknown
+   and encode() falls back to per-token TopK.
+3. Decoder rows at unit norm and the AuxK dead-latent loss, as for TopK.
+Saved files use the SAELens "jumprelu" layout with θ copied to every latent, which is the same rule.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from interplab.common import InterplabError, get_logger
+from interplab.saes.base import SAE, SAEConfig, TrainOutput, TrainState, fire_counts
+from interplab.saes.registry import register_sae
+from interplab.saes.sparse_ops import topk_among_dead
+from interplab.saes.topk import auxk_loss, dead_indices
+
+log = get_logger(__name__)
+
+
+@register_sae("batchtopk")
+class BatchTopKSAE(SAE):
+    """Top k·B activations per batch in training; a learned global threshold at inference."""
+
+    unit_norm_decoder_default = True
+
+    def __init__(self, cfg: SAEConfig):
+        if not 0 < cfg.k <= cfg.d_sae:
+            raise InterplabError(f"BatchTopK needs 0 < k <= d_sae, got k={cfg.k}, d_sae={cfg.d_sae}")
+        super().__init__(cfg)
+        # NaN = not estimated yet (see encode).
+        self.register_buffer("threshold", torch.tensor(float("nan"), dtype=self.W_dec.dtype))
+
+    def activation(self, pre: Tensor) -> Tensor:
+        if torch.isnan(self.threshold):
+            values, idx = pre.topk(self.cfg.k, dim=-1)
+            return torch.zeros_like(pre).scatter(-1, idx, values.relu())
+        return pre.relu() * (pre > self.threshold)
+
+    def batch_topk(self, pre_BF: Tensor) -> Tensor:
+        """Dense latents keeping the k·B largest ReLU activations of the batch."""
+        acts_BF = pre_BF.relu()
+        n_keep = min(self.cfg.k * acts_BF.shape[0], acts_BF.numel())
+        values, flat_idx = acts_BF.flatten().topk(n_keep, sorted=False)
+        return torch.zeros_like(acts_BF).flatten().scatter(0, flat_idx, values).view_as(acts_BF)
+
+    @torch.no_grad()
+    def update_threshold_(self, z_BF: Tensor) -> None:
+        """Fold this batch's smallest kept activation into the EMA threshold."""
+        positive = z_BF[z_BF > 0]
+        if positive.numel() == 0:
+            return
+        batch_min = positive.min().to(self.threshold.dtype)
+        if torch.isnan(self.threshold):
+            self.threshold.copy_(batch_min)
+        else:
+            m = self.cfg.threshold_momentum
+            self.threshold.mul_(m).add_((1 - m) * batch_min)
+
+    def training_forward(self, x_BD: Tensor, state: TrainState | None = None) -> TrainOutput:
+        state = state or TrainState()
+        x_BD = x_BD.to(self.dtype)
+        dead_N = dead_indices(self, state, x_BD.device)
+        n_dead = dead_N.numel()
+        pre_BF = self.pre_acts(x_BD)
+        z_BF = self.batch_topk(pre_BF)
+        if self.training:
+            self.update_threshold_(z_BF.detach())
+        x_hat_BD = self.decode(z_BF)
+        mse, fvu = self._reconstruction_stats(x_BD, x_hat_BD)
+        aux_v, aux_i = topk_among_dead(pre_BF, dead_N, self.cfg.k_aux_eff)
+        aux = auxk_loss(self, (x_BD - x_hat_BD).detach(), aux_v, aux_i, n_dead, sparse=False)
+        with torch.no_grad():
+            counts_F = fire_counts(z_BF)
+            l0 = (z_BF > 0).sum(-1).float().mean()
+        return TrainOutput(
+            loss=mse + aux, mse_loss=mse, sparsity_loss=mse.new_zeros(()), aux_loss=aux,
+            x_hat_BD=x_hat_BD, latents_BF=z_BF, top_values_BK=None, top_indices_BK=None,
+            fire_counts_F=counts_F, l0=l0, fvu=fvu,
+        )
+
+    def export_tensors(self) -> dict[str, Tensor]:
+        th = self.threshold.detach()
+        if torch.isnan(th):
+            log.warning("BatchTopK threshold not estimated yet (no training step); saving threshold 0")
+            th = torch.zeros_like(th)
+        return {**super().export_tensors(), "threshold": th.expand(self.cfg.d_sae).contiguous()}
+
+    def expected_shapes(self) -> dict[str, tuple[int, ...]]:
+        return {**super().expected_shapes(), "threshold": (self.cfg.d_sae,)}
+
+    def _import_one_(self, name: str, t: Tensor) -> None:
+        if name != "threshold":
+            return super()._import_one_(name, t)
+        if t.numel() and not torch.all(t == t.flatten()[0]):
+            raise InterplabError("BatchTopK expects one global threshold, but the file's 'threshold' varies "
+                                 "by latent; load it as architecture 'jumprelu' instead")
+        self.threshold.copy_(t.flatten()[0].to(self.threshold.dtype))
