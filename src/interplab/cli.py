@@ -25,6 +25,13 @@ app = typer.Typer(
 )
 
 
+@app.callback()
+def _root() -> None:
+    """Interpretability workbench: capture activations, train SAEs, probe, steer, browse."""
+    # A callback keeps `interplab <command>` a group even when only one command is registered
+    # (typer otherwise collapses a single-command app and the subcommand name stops working).
+
+
 def _register_commands() -> None:
     for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
         module = importlib.import_module(f"interplab.commands.{info.name}")
