@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import random
+
 import numpy as np
 import torch
 from rich.logging import RichHandler
