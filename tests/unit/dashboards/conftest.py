@@ -46,5 +46,11 @@ def make_random_sae(folder: Path, d_in: int, d_sae: int, x_norm: float, arch: st
 
 
 @pytest.fixture()
+def sae_factory():
+    """`make_random_sae` as a fixture, for tests that need SAEs of other shapes."""
+    return make_random_sae
+
+
+@pytest.fixture()
 def random_sae(tmp_path) -> Path:
     return make_random_sae(tmp_path / "sae", 64, 48, x_norm=0.25)
