@@ -51,36 +51,42 @@ class _Kept:
 
     finite: list[list[bool]]
     values: list[list[float]]
-    rows: list[list[int]]
-    pos: list[list[int]]
-    start: list[list[int]]
-    ctx: Tensor
-    """[G, k, L] float64 on CPU, rounded to 4 decimals."""
+    positions: list[list[int]]
+    """row · context_size + token of each peak."""
+    ids: list[list[list[int]]]
+    """Token ids of each window."""
+    real: list[list[list[bool]]]
+    """Real-token mask of each window."""
+    acts: list[list[list[float]]]
+    """Activations over each window, rounded to 4 decimals."""
 
     @classmethod
-    def of(cls, tracker: TopKTracker, groups: slice) -> _Kept:
-        return cls(torch.isfinite(tracker.scores_GK[groups]).cpu().tolist(),
-                   tracker.values_GK[groups].cpu().tolist(), tracker.rows_GK[groups].cpu().tolist(),
-                   tracker.pos_GK[groups].cpu().tolist(), tracker.start_GK[groups].cpu().tolist(),
-                   tracker.ctx_GKL[groups].cpu().double().round(decimals=4))
+    def of(cls, tracker: TopKTracker, groups: slice, scan: TopScan) -> _Kept:
+        rows_GK = tracker.rows_GK[groups].cpu().clamp_min(0)
+        tok_GKL = tracker.start_GK[groups].cpu()[:, :, None] + torch.arange(tracker.length)
+        context = scan.tokens_NT.shape[1]
+        return cls(torch.isfinite(tracker.scores_GK[groups]).cpu().tolist(), tracker.values_GK[groups].cpu().tolist(),
+                   (rows_GK * context + tracker.pos_GK[groups].cpu()).tolist(),
+                   scan.tokens_NT[rows_GK[:, :, None], tok_GKL].tolist(),
+                   scan.mask_NT[rows_GK[:, :, None], tok_GKL].tolist(),
+                   tracker.ctx_GKL[groups].cpu().double().round(decimals=4).tolist())
 
 
-def _examples(kept: _Kept, groups: range, scan: TopScan, token_text: TokenText, kind: str, latent: int,
+def _examples(kept: _Kept, groups: range, token_text: TokenText, kind: str, latent: int,
               label_of: list[str | None]) -> list[ExampleRecord]:
     """Records of the non-empty entries of `groups` (indices into `kept`) for one latent."""
-    length, context = kept.ctx.shape[2], scan.tokens_NT.shape[1]
     found = []
     for i, g in enumerate(groups):
         for j, ok in enumerate(kept.finite[g]):
             if not ok:
                 continue
-            row, s = kept.rows[g][j], kept.start[g][j]
-            keep = scan.mask_NT[row, s:s + length]
-            ids = scan.tokens_NT[row, s:s + length][keep].tolist()
+            ids, acts, real = kept.ids[g][j], kept.acts[g][j], kept.real[g][j]
+            if not all(real):  # drop padding
+                ids = [t for t, r in zip(ids, real, strict=True) if r]
+                acts = [a for a, r in zip(acts, real, strict=True) if r]
             found.append((label_of[i], kept.values[g][j], ExampleRecord(
                 idx=latent, kind=kind, rank=0, max_act=kept.values[g][j], tokens=[token_text(t) for t in ids],
-                acts=kept.ctx[g, j][keep].tolist(), token_ids=ids, position=row * context + kept.pos[g][j],
-                bucket=label_of[i])))
+                acts=acts, token_ids=ids, position=kept.positions[g][j], bucket=label_of[i])))
     if kind == "quantile":  # highest bucket first, then by activation; labels sort like numbers
         found.sort(key=lambda item: (item[0] or "", item[1]), reverse=True)
     for rank, (_, _, rec) in enumerate(found):
@@ -93,12 +99,12 @@ def example_records(first: int, n: int, scan: TopScan, sampler: QuantileSampler,
     """Top and quantile ExampleRecords of latents first .. first + n - 1."""
     nb = sampler.n_buckets
     labels: list[str | None] = [bucket_label(b, nb) for b in range(nb)]
-    top = _Kept.of(scan.top, slice(first, first + n))
-    quant = _Kept.of(sampler.tracker, slice(first * nb, (first + n) * nb))
+    top = _Kept.of(scan.top, slice(first, first + n), scan)
+    quant = _Kept.of(sampler.tracker, slice(first * nb, (first + n) * nb), scan)
     out: list[ExampleRecord] = []
     for i in range(n):
-        out += _examples(top, range(i, i + 1), scan, token_text, "top", first + i, [None])
-        out += _examples(quant, range(i * nb, (i + 1) * nb), scan, token_text, "quantile", first + i, labels)
+        out += _examples(top, range(i, i + 1), token_text, "top", first + i, [None])
+        out += _examples(quant, range(i * nb, (i + 1) * nb), token_text, "quantile", first + i, labels)
     return out
 
 

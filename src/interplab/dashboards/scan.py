@@ -78,11 +78,18 @@ def batches(store: ActivationStore, cfg: DashboardConfig) -> Iterator[Batch]:
 
 
 def _encode_batch(encode: Encode, batch: Batch, device: torch.device) -> tuple[Tensor, Tensor]:
-    """(latents [R, T, F], mask [R, T]) on the device."""
-    n_rows, ctx, d = batch.acts_RTD.shape
+    """(latents [R, T, F] with 0 on padding, latents of the real tokens [N, F]) on the device.
+
+    Only real tokens are encoded: encoder stores hold one padded document per row, often mostly
+    padding. A 0 on padding never enters a top-k list (only peaks > 0 do), so no -inf mask is needed.
+    """
+    mask_RT = batch.mask_RT.to(device)
     with torch.no_grad():
-        latents_NF = encode(batch.acts_RTD.reshape(n_rows * ctx, d).to(device))
-    return latents_NF.reshape(n_rows, ctx, -1), batch.mask_RT.to(device)
+        real_ND = batch.acts_RTD.to(device)[mask_RT]
+        latents_NF = encode(real_ND)
+    latents_RTF = latents_NF.new_zeros(*mask_RT.shape, latents_NF.shape[1])
+    latents_RTF[mask_RT] = latents_NF
+    return latents_RTF, latents_NF
 
 
 def scan_top(store: ActivationStore, encode: Encode, n_latents: int, cfg: DashboardConfig,
@@ -93,9 +100,9 @@ def scan_top(store: ActivationStore, encode: Encode, n_latents: int, cfg: Dashbo
     top = TopKTracker(n_latents, cfg.top_k, torch.arange(n_latents), window_len(ctx, cfg.window), device)
     tokens, masks, done, total = [], [], 0, n_rows_to_scan(store, cfg.max_tokens) * ctx
     for batch in batches(store, cfg):
-        latents_RTF, mask_RT = _encode_batch(encode, batch, device)
-        values_FR, pos_FR = row_max(latents_RTF, mask_RT)
-        stats.update(latents_RTF[mask_RT], values_FR)
+        latents_RTF, latents_NF = _encode_batch(encode, batch, device)
+        values_FR, pos_FR = row_max(latents_RTF)
+        stats.update(latents_NF)
         scores_FR = torch.where(values_FR > 0, values_FR, torch.full((), NEG_INF, device=device))
         top.update(scores_FR, values_FR, pos_FR, batch.rows_R.to(device), latents_RTF)
         tokens.append(batch.tokens_RT.to(torch.int32))
@@ -117,9 +124,9 @@ def scan_quantiles(store: ActivationStore, encode: Encode, max_F: Tensor, cfg: D
                               window_len(ctx, cfg.window), cfg.seed)
     done, total = 0, n_rows_to_scan(store, cfg.max_tokens) * ctx
     for batch in batches(store, cfg):
-        latents_RTF, mask_RT = _encode_batch(encode, batch, device)
-        values_FR, pos_FR = row_max(latents_RTF, mask_RT)
-        hist.update(latents_RTF[mask_RT])
+        latents_RTF, latents_NF = _encode_batch(encode, batch, device)
+        values_FR, pos_FR = row_max(latents_RTF)
+        hist.update(latents_NF)
         sampler.update(values_FR, pos_FR, batch.rows_R.to(device), latents_RTF)
         done += batch.tokens_RT.numel()
         if progress is not None:

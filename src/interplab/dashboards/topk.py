@@ -3,7 +3,8 @@
 A *context* is one row of the activation store (`context_size` tokens); it is represented, for each
 latent, by its maximum activation over the row's real tokens. Algorithm, per batch of R rows:
 
-1. `row_max`: latents [R, T, F] -> per (row, latent) maximum and the token where it peaks, [F, R].
+1. `row_max`: latents [R, T, F] (0 on padding) -> per (row, latent) maximum and the token where it
+   peaks, [F, R].
    Taking the maximum first is what de-duplicates: a context can enter a latent's list only once.
 2. `TopKTracker.update`: scores [G, R] of G groups (a group is a latent, or a (latent, bucket) pair
    for quantile sampling) are concatenated with the kept scores [G, k] and `torch.topk` keeps the k
@@ -27,10 +28,12 @@ from torch import Tensor
 NEG_INF = float("-inf")
 
 
-def row_max(latents_RTF: Tensor, mask_RT: Tensor) -> tuple[Tensor, Tensor]:
-    """(max over each row's real tokens [F, R], token index of that max [F, R]); -inf on empty rows."""
-    masked_RTF = latents_RTF.masked_fill(~mask_RT[:, :, None], NEG_INF)
-    values_RF, pos_RF = masked_RTF.max(dim=1)
+def row_max(latents_RTF: Tensor, mask_RT: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """(max over each row's tokens [F, R], token index of that max [F, R]); with a mask, only real
+    tokens count (-inf on rows without any)."""
+    if mask_RT is not None:
+        latents_RTF = latents_RTF.masked_fill(~mask_RT[:, :, None], NEG_INF)
+    values_RF, pos_RF = latents_RTF.max(dim=1)
     return values_RF.T.contiguous(), pos_RF.T.contiguous()
 
 
@@ -113,13 +116,13 @@ class LatentStats:
                    torch.zeros(n_latents, dtype=torch.float64, device=device),
                    torch.full((n_latents,), NEG_INF, device=device))
 
-    def update(self, latents_NF: Tensor, row_max_FR: Tensor) -> None:
-        """Add a batch of real-token latents [N, F] whose row maxima are `row_max_FR`."""
+    def update(self, latents_NF: Tensor) -> None:
+        """Add a batch of real-token latents [N, F]."""
         positive_NF = latents_NF.clamp_min(0)
         self.count_F += (positive_NF > 0).sum(0)
         self.sum_F += positive_NF.sum(0, dtype=torch.float64)
-        if row_max_FR.shape[1]:
-            self.max_F = torch.maximum(self.max_F, row_max_FR.max(dim=1).values.to(self.max_F.dtype))
+        if len(latents_NF):
+            self.max_F = torch.maximum(self.max_F, latents_NF.max(dim=0).values.to(self.max_F.dtype))
         self.n_tokens += latents_NF.shape[0]
 
     @property
