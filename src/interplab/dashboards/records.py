@@ -45,66 +45,54 @@ def feature_records(first: int, scan: TopScan, hist: Histogram, extras: LatentEx
             for i in range(n)]
 
 
-@dataclass
-class _Kept:
-    """A slice of a tracker's state as Python lists (one device -> host copy per write batch)."""
-
-    finite: list[list[bool]]
-    values: list[list[float]]
-    positions: list[list[int]]
-    """row · context_size + token of each peak."""
-    ids: list[list[list[int]]]
-    """Token ids of each window."""
-    real: list[list[list[bool]]]
-    """Real-token mask of each window."""
-    acts: list[list[list[float]]]
-    """Activations over each window, rounded to 4 decimals."""
-
-    @classmethod
-    def of(cls, tracker: TopKTracker, groups: slice, scan: TopScan) -> _Kept:
-        rows_GK = tracker.rows_GK[groups].cpu().clamp_min(0)
-        tok_GKL = tracker.start_GK[groups].cpu()[:, :, None] + torch.arange(tracker.length)
-        context = scan.tokens_NT.shape[1]
-        return cls(torch.isfinite(tracker.scores_GK[groups]).cpu().tolist(), tracker.values_GK[groups].cpu().tolist(),
-                   (rows_GK * context + tracker.pos_GK[groups].cpu()).tolist(),
-                   scan.tokens_NT[rows_GK[:, :, None], tok_GKL].tolist(),
-                   scan.mask_NT[rows_GK[:, :, None], tok_GKL].tolist(),
-                   tracker.ctx_GKL[groups].cpu().double().round(decimals=4).tolist())
+Entry = tuple[int, float, int, list[int], list[float]]
+"""(group offset, peak activation, position, token ids, activations) of one kept context."""
 
 
-def _examples(kept: _Kept, groups: range, token_text: TokenText, kind: str, latent: int,
-              label_of: list[str | None]) -> list[ExampleRecord]:
-    """Records of the non-empty entries of `groups` (indices into `kept`) for one latent."""
-    found = []
-    for i, g in enumerate(groups):
-        for j, ok in enumerate(kept.finite[g]):
-            if not ok:
-                continue
-            ids, acts, real = kept.ids[g][j], kept.acts[g][j], kept.real[g][j]
-            if not all(real):  # drop padding
-                ids = [t for t, r in zip(ids, real, strict=True) if r]
-                acts = [a for a, r in zip(acts, real, strict=True) if r]
-            found.append((label_of[i], kept.values[g][j], ExampleRecord(
-                idx=latent, kind=kind, rank=0, max_act=kept.values[g][j], tokens=[token_text(t) for t in ids],
-                acts=acts, token_ids=ids, position=kept.positions[g][j], bucket=label_of[i])))
-    if kind == "quantile":  # highest bucket first, then by activation; labels sort like numbers
-        found.sort(key=lambda item: (item[0] or "", item[1]), reverse=True)
-    for rank, (_, _, rec) in enumerate(found):
-        rec.rank = rank
-    return [rec for _, _, rec in found]
+def _entries(tracker: TopKTracker, groups: slice, scan: TopScan) -> list[Entry]:
+    """The kept (finite-score) contexts of a slice of groups, in (group, rank) order, padding dropped.
+
+    One device -> host copy per tensor for the whole slice; the windows are gathered as [M, L] tensors.
+    """
+    g_M, j_M = torch.isfinite(tracker.scores_GK[groups]).nonzero(as_tuple=True)
+    g_abs = g_M + (groups.start or 0)
+    rows_M = tracker.rows_GK[g_abs, j_M].cpu()
+    start_M, pos_M = tracker.start_GK[g_abs, j_M].cpu(), tracker.pos_GK[g_abs, j_M].cpu()
+    tok_ML = start_M[:, None] + torch.arange(tracker.length)
+    ids_ML, real_ML = scan.tokens_NT[rows_M[:, None], tok_ML], scan.mask_NT[rows_M[:, None], tok_ML]
+    ids = ids_ML.tolist()
+    acts = tracker.ctx_GKL[g_abs, j_M].cpu().double().round(decimals=4).tolist()
+    if not bool(real_ML.all()):
+        real = real_ML.tolist()
+        ids = [[t for t, r in zip(x, m, strict=True) if r] for x, m in zip(ids, real, strict=True)]
+        acts = [[a for a, r in zip(x, m, strict=True) if r] for x, m in zip(acts, real, strict=True)]
+    positions = (rows_M * scan.tokens_NT.shape[1] + pos_M).tolist()
+    values = tracker.values_GK[g_abs, j_M].cpu().tolist()
+    return list(zip(g_M.tolist(), values, positions, ids, acts, strict=True))
 
 
 def example_records(first: int, n: int, scan: TopScan, sampler: QuantileSampler,
                     token_text: TokenText) -> list[ExampleRecord]:
     """Top and quantile ExampleRecords of latents first .. first + n - 1."""
     nb = sampler.n_buckets
-    labels: list[str | None] = [bucket_label(b, nb) for b in range(nb)]
-    top = _Kept.of(scan.top, slice(first, first + n), scan)
-    quant = _Kept.of(sampler.tracker, slice(first * nb, (first + n) * nb), scan)
+    labels = [bucket_label(b, nb) for b in range(nb)]
+    per_latent: list[list[ExampleRecord]] = [[] for _ in range(n)]
+    for i, value, position, ids, acts in _entries(scan.top, slice(first, first + n), scan):
+        per_latent[i].append(ExampleRecord(idx=first + i, kind="top", rank=len(per_latent[i]), max_act=value,
+                                           tokens=[token_text(t) for t in ids], acts=acts, token_ids=ids,
+                                           position=position))
+    quantile: list[list[tuple[int, float, ExampleRecord]]] = [[] for _ in range(n)]
+    for g, value, position, ids, acts in _entries(sampler.tracker, slice(first * nb, (first + n) * nb), scan):
+        i, b = divmod(g, nb)
+        quantile[i].append((b, value, ExampleRecord(
+            idx=first + i, kind="quantile", rank=0, max_act=value, tokens=[token_text(t) for t in ids], acts=acts,
+            token_ids=ids, position=position, bucket=labels[b])))
     out: list[ExampleRecord] = []
-    for i in range(n):
-        out += _examples(top, range(i, i + 1), token_text, "top", first + i, [None])
-        out += _examples(quant, range(i * nb, (i + 1) * nb), token_text, "quantile", first + i, labels)
+    for top, samples in zip(per_latent, quantile, strict=True):
+        samples.sort(key=lambda item: (item[0], item[1]), reverse=True)  # highest bucket, then activation
+        for rank, (_, _, rec) in enumerate(samples):
+            rec.rank = rank
+        out += top + [rec for _, _, rec in samples]
     return out
 
 
