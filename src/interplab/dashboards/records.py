@@ -55,17 +55,19 @@ def _entries(tracker: TopKTracker, groups: slice, scan: TopScan) -> list[Entry]:
     One device -> host copy per tensor for the whole slice; the windows are gathered as [M, L] tensors.
     """
     g_M, j_M = torch.isfinite(tracker.scores_GK[groups]).nonzero(as_tuple=True)
+    if not len(g_M):
+        return []
     g_abs = g_M + (groups.start or 0)
     rows_M = tracker.rows_GK[g_abs, j_M].cpu()
     start_M, pos_M = tracker.start_GK[g_abs, j_M].cpu(), tracker.pos_GK[g_abs, j_M].cpu()
     tok_ML = start_M[:, None] + torch.arange(tracker.length)
     ids_ML, real_ML = scan.tokens_NT[rows_M[:, None], tok_ML], scan.mask_NT[rows_M[:, None], tok_ML]
-    ids = ids_ML.tolist()
-    acts = tracker.ctx_GKL[g_abs, j_M].cpu().double().round(decimals=4).tolist()
-    if not bool(real_ML.all()):
-        real = real_ML.tolist()
-        ids = [[t for t, r in zip(x, m, strict=True) if r] for x, m in zip(ids, real, strict=True)]
-        acts = [[a for a, r in zip(x, m, strict=True) if r] for x, m in zip(acts, real, strict=True)]
+    acts_ML = tracker.ctx_GKL[g_abs, j_M].cpu().double().round(decimals=4)
+    # one flat copy of the real tokens, split per context (cheaper than copying padding, then dropping it)
+    ends = real_ML.sum(1).cumsum(0).tolist()
+    flat_ids, flat_acts = ids_ML[real_ML].tolist(), acts_ML[real_ML].tolist()
+    ids = [flat_ids[a:b] for a, b in zip([0, *ends[:-1]], ends, strict=True)]
+    acts = [flat_acts[a:b] for a, b in zip([0, *ends[:-1]], ends, strict=True)]
     positions = (rows_M * scan.tokens_NT.shape[1] + pos_M).tolist()
     values = tracker.values_GK[g_abs, j_M].cpu().tolist()
     return list(zip(g_M.tolist(), values, positions, ids, acts, strict=True))
