@@ -87,6 +87,8 @@ def _encode_batch(encode: Encode, batch: Batch, device: torch.device) -> tuple[T
     with torch.no_grad():
         real_ND = batch.acts_RTD.to(device)[mask_RT]
         latents_NF = encode(real_ND)
+    if len(latents_NF) == mask_RT.numel():  # no padding (packed causal-LM rows): a view, no copy
+        return latents_NF.view(*mask_RT.shape, -1), latents_NF
     latents_RTF = latents_NF.new_zeros(*mask_RT.shape, latents_NF.shape[1])
     latents_RTF[mask_RT] = latents_NF
     return latents_RTF, latents_NF
@@ -112,7 +114,7 @@ def scan_top(store: ActivationStore, encode: Encode, n_latents: int, cfg: Dashbo
             progress("scan 1/2", done, total)
     if not tokens:
         tokens, masks = [torch.zeros(0, ctx, dtype=torch.int32)], [torch.zeros(0, ctx, dtype=torch.bool)]
-    return TopScan(stats, top, torch.cat(tokens), torch.cat(masks))
+    return TopScan(stats, top.sort_(), torch.cat(tokens), torch.cat(masks))
 
 
 def scan_quantiles(store: ActivationStore, encode: Encode, max_F: Tensor, cfg: DashboardConfig,
@@ -131,4 +133,5 @@ def scan_quantiles(store: ActivationStore, encode: Encode, max_F: Tensor, cfg: D
         done += batch.tokens_RT.numel()
         if progress is not None:
             progress("scan 2/2", done, total)
+    sampler.tracker.sort_()
     return hist, sampler

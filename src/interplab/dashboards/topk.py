@@ -10,9 +10,9 @@ latent, by its maximum activation over the row's real tokens. Algorithm, per bat
    for quantile sampling) are concatenated with the kept scores [G, k] and `torch.topk` keeps the k
    best. Row indices are global and every row is seen in exactly one batch, so the merge is exact:
    after the last batch the kept lists equal a top-k over all rows at once.
-3. For the winners that came from this batch only, the activations of their window of tokens
-   around the peak are gathered from the batch ([G, k, L] payload), so contexts never need a
-   second read of the store.
+3. Batch winners take the slots of the entries they evict; only for them are the peak, position and
+   the activations over a window of tokens around the peak copied from the batch ([G, k, L]
+   payload), so contexts never need a second read of the store. `sort_` orders the slots at the end.
 4. `LatentStats.update`: firing counts (activation > 0 on real tokens), sums and maxima per latent.
 
 Everything stays on the device of the latents; memory is G · k · (L + 3) numbers.
@@ -51,7 +51,7 @@ class TopKTracker:
     """The k best-scoring rows of each of G groups, with each row's peak and token window.
 
     Attributes (G groups, k kept, L window tokens): `scores_GK` (-inf where fewer than k rows were
-    seen, sorted best first), `values_GK` (the row's peak activation), `rows_GK` (global row index,
+    seen; best first after `sort_`), `values_GK` (the row's peak activation), `rows_GK` (global row index,
     -1 if empty), `pos_GK` (token of the peak within the row), `start_GK` (first token of the
     window), `ctx_GKL` (the latent's activations over the window).
     """
@@ -73,28 +73,44 @@ class TopKTracker:
 
         `values_FR` / `pos_FR` are the per-latent row peaks from `row_max`; `rows_R` the global
         indices of the batch's rows; `latents_RTF` the batch's activations (for the windows).
+        Kept entries stay in their slots (unsorted until `sort_`): only the slots a batch row wins
+        are written, so a batch costs O(G · (k + R)) plus the winners' windows, not a copy of them all.
         """
-        k, n_rows = self.k, scores_GR.shape[1]
+        k = self.k
         cand_GC = torch.cat([self.scores_GK, scores_GR.to(self.scores_GK.dtype)], dim=1)
-        top_GK, idx_GK = cand_GC.topk(k, dim=1)  # torch.topk returns them sorted, best first
-        old_GK = idx_GK.clamp(max=k - 1)
-        values_GK = self.values_GK.gather(1, old_GK)
-        rows_GK, pos_GK = self.rows_GK.gather(1, old_GK), self.pos_GK.gather(1, old_GK)
-        start_GK = self.start_GK.gather(1, old_GK)
-        ctx_GKL = self.ctx_GKL.gather(1, old_GK[:, :, None].expand(-1, -1, self.length))
-        new_g, new_j = ((idx_GK >= k) & torch.isfinite(top_GK)).nonzero(as_tuple=True)
-        if len(new_g) and n_rows:
-            r = idx_GK[new_g, new_j] - k
-            f = self.latent_of_group[new_g]
-            pos = pos_FR[f, r]
-            start = window_start(pos, latents_RTF.shape[1], self.length)
-            tok_NL = start[:, None] + torch.arange(self.length, device=start.device)
-            values_GK[new_g, new_j] = values_FR[f, r].to(values_GK.dtype)
-            rows_GK[new_g, new_j], pos_GK[new_g, new_j] = rows_R.to(rows_GK.device)[r], pos
-            start_GK[new_g, new_j] = start
-            ctx_GKL[new_g, new_j] = latents_RTF[r[:, None], tok_NL, f[:, None]].to(ctx_GKL.dtype)
-        self.scores_GK, self.values_GK, self.rows_GK = top_GK, values_GK, rows_GK
-        self.pos_GK, self.start_GK, self.ctx_GKL = pos_GK, start_GK, ctx_GKL
+        top_GK, idx_GK = cand_GC.topk(k, dim=1, sorted=False)
+        survive_GK1 = torch.zeros(len(idx_GK), k + 1, dtype=torch.bool, device=idx_GK.device)
+        survive_GK1.scatter_(1, idx_GK.clamp(max=k), True)  # column k collects the batch winners
+        # Per group, the evicted slots and the batch winners are equally many; row-major order pairs them.
+        ev_g, ev_j = (~survive_GK1[:, :k]).nonzero(as_tuple=True)
+        nw_g, nw_j = (idx_GK >= k).nonzero(as_tuple=True)
+        score = top_GK[nw_g, nw_j]
+        self.scores_GK[ev_g, ev_j] = score
+        live = torch.isfinite(score)
+        if bool(live.any()):
+            self._fill(ev_g[live], ev_j[live], idx_GK[nw_g, nw_j][live] - k, values_FR, pos_FR, rows_R,
+                       latents_RTF)
+
+    def _fill(self, g: Tensor, j: Tensor, r: Tensor, values_FR: Tensor, pos_FR: Tensor, rows_R: Tensor,
+              latents_RTF: Tensor) -> None:
+        """Write batch row r's peak, position and window into slot (g, j), for each triple."""
+        f = self.latent_of_group[g]
+        pos = pos_FR[f, r]
+        start = window_start(pos, latents_RTF.shape[1], self.length)
+        tok_ML = start[:, None] + torch.arange(self.length, device=start.device)
+        self.values_GK[g, j] = values_FR[f, r].to(self.values_GK.dtype)
+        self.rows_GK[g, j], self.pos_GK[g, j] = rows_R.to(self.rows_GK.device)[r], pos
+        self.start_GK[g, j] = start
+        self.ctx_GKL[g, j] = latents_RTF[r[:, None], tok_ML, f[:, None]].to(self.ctx_GKL.dtype)
+
+    def sort_(self) -> TopKTracker:
+        """Order every group's slots best first (stable: ties keep slot order); empty slots get row -1."""
+        self.scores_GK, order_GK = self.scores_GK.sort(dim=1, descending=True, stable=True)
+        self.values_GK = self.values_GK.gather(1, order_GK)
+        self.rows_GK = self.rows_GK.gather(1, order_GK).masked_fill(~torch.isfinite(self.scores_GK), -1)
+        self.pos_GK, self.start_GK = self.pos_GK.gather(1, order_GK), self.start_GK.gather(1, order_GK)
+        self.ctx_GKL = self.ctx_GKL.gather(1, order_GK[:, :, None].expand(-1, -1, self.length))
+        return self
 
 
 @dataclass
