@@ -6,7 +6,7 @@
 2. Open the database and decide where to start: a new name starts at latent 0; an existing one
    needs `resume` (continue after the last committed batch, same settings only) or `overwrite`.
 3. Scan the store twice through the encoder, in batches on the device (scan.py): pass 1 streams
-   the top-k contexts and firing statistics, pass 2 the histograms and quantile samples.
+   the top-k contexts and maxima, pass 2 the firing counts, histograms and quantile samples.
 4. Write latents in batches of `write_batch`: statistics, logit effects (logits.py), nearest
    latents by decoder cosine (nearest.py), contexts decoded with the model's tokenizer, and the
    resume state ("done" = latents written), all in one transaction per batch.
@@ -34,7 +34,7 @@ from interplab.dashboards.config import DashboardConfig
 from interplab.dashboards.logits import logit_effects, token_texts, unembedding_of
 from interplab.dashboards.nearest import nearest_latents, unit_rows
 from interplab.dashboards.quantiles import Histogram, QuantileSampler
-from interplab.dashboards.records import LatentExtras, clean_max, example_records, feature_records
+from interplab.dashboards.records import LatentExtras, example_records, feature_records
 from interplab.dashboards.scan import ProgressFn, TopScan, scan_quantiles, scan_top
 from interplab.web.db import DashboardDB, SaeRecord
 
@@ -160,7 +160,7 @@ def build_dashboards(sae_path: str | Path | None, store_dir: str | Path, db: Das
     if start:
         log.info("resuming dashboards %r at latent %d of %d (re-scanning the store)", name, start, dic.n_latents)
     top = scan_top(store, dic.encode, dic.n_latents, cfg, dev, progress)
-    hist, sampler = scan_quantiles(store, dic.encode, clean_max(top.stats.max_F), cfg, dev, progress)
+    hist, sampler = scan_quantiles(store, dic.encode, top.stats, cfg, dev, progress)
     sae_id = _register(database, name, sae_folder, store, dic, model, top.stats.n_tokens, cfg)
     if start == 0:  # only now is an overwritten build's old content dropped
         database.clear_latents(sae_id)
