@@ -112,3 +112,11 @@ def test_neurons_get_dashboards_of_the_raw_hook_dimensions(gpt2_store, tmp_path)
     assert feat.neighbours == [] and len(feat.logits_pos) == 10
     both = runner.invoke(app, _args(model_dir, store, db_path, "--neurons", "--sae", str(tmp_path)))
     assert isinstance(both.exception, InterplabError) and "exactly one" in str(both.exception)
+
+
+@pytest.mark.parametrize("db", ["postgresql+nosuchdriver://u@localhost/db", "{tmp}/no/such/folder/d.db"])
+def test_an_unusable_database_is_a_one_line_error(gpt2_store, random_sae, tmp_path, db):
+    model_dir, store = gpt2_store
+    res = runner.invoke(app, _args(model_dir, store, db.format(tmp=tmp_path), "--sae", str(random_sae)))
+    assert isinstance(res.exception, InterplabError), res.output
+    assert "\n" not in str(res.exception) and "cannot open the database" in str(res.exception)
