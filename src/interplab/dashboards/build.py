@@ -1,8 +1,8 @@
 """Build feature dashboards for every latent of an SAE (or every neuron of a hook) into the database.
 
 1. Open the store and the SAE; the SAE's d_in must equal the store's d (else a one-line error,
-   before the database is touched). With `neurons=True` the dictionary is the identity: each of
-   the store's d dimensions is a latent.
+   before the database is touched). Without an SAE (`sae_path=None`, CLI `--neurons`) the
+   dictionary is the identity: each of the store's d dimensions is a latent.
 2. Open the database and decide where to start: a new name starts at latent 0; an existing one
    needs `resume` (continue after the last committed batch, same settings only) or `overwrite`.
 3. Scan the store twice through the encoder, in batches on the device (scan.py): pass 1 streams
