@@ -44,11 +44,11 @@ def feature_records(first: int, scan: TopScan, hist: Histogram, extras: LatentEx
             for i in range(n)]
 
 
-Entry = tuple[int, float, int, list[int], list[float]]
-"""(group offset, peak activation, position, token ids, activations) of one kept context."""
+Entry = tuple[int, float, int, list[int], list[str], list[float]]
+"""(group offset, peak activation, position, token ids, token strings, activations) of one kept context."""
 
 
-def _entries(tracker: TopKTracker, groups: slice, scan: TopScan) -> list[Entry]:
+def _entries(tracker: TopKTracker, groups: slice, scan: TopScan, token_text: TokenText) -> list[Entry]:
     """The kept (finite-score) contexts of a slice of groups, in (group, rank) order, padding dropped.
 
     One device -> host copy per tensor for the whole slice; the windows are gathered as [M, L] tensors.
@@ -65,11 +65,13 @@ def _entries(tracker: TopKTracker, groups: slice, scan: TopScan) -> list[Entry]:
     # one flat copy of the real tokens, split per context (cheaper than copying padding, then dropping it)
     ends = real_ML.sum(1).cumsum(0).tolist()
     flat_ids, flat_acts = ids_ML[real_ML].tolist(), acts_ML[real_ML].tolist()
-    ids = [flat_ids[a:b] for a, b in zip([0, *ends[:-1]], ends, strict=True)]
-    acts = [flat_acts[a:b] for a, b in zip([0, *ends[:-1]], ends, strict=True)]
+    flat_text = list(map(token_text, flat_ids))
+    spans = list(zip([0, *ends[:-1]], ends, strict=True))
+    ids, texts = [flat_ids[a:b] for a, b in spans], [flat_text[a:b] for a, b in spans]
+    acts = [flat_acts[a:b] for a, b in spans]
     positions = (rows_M * scan.tokens_NT.shape[1] + pos_M).tolist()
     values = tracker.values_GK[g_abs, j_M].cpu().tolist()
-    return list(zip(g_M.tolist(), values, positions, ids, acts, strict=True))
+    return list(zip(g_M.tolist(), values, positions, ids, texts, acts, strict=True))
 
 
 def example_records(first: int, n: int, scan: TopScan, sampler: QuantileSampler,
@@ -78,16 +80,16 @@ def example_records(first: int, n: int, scan: TopScan, sampler: QuantileSampler,
     nb = sampler.n_buckets
     labels = [bucket_label(b, nb) for b in range(nb)]
     per_latent: list[list[ExampleRecord]] = [[] for _ in range(n)]
-    for i, value, position, ids, acts in _entries(scan.top, slice(first, first + n), scan):
+    for i, value, position, ids, texts, acts in _entries(scan.top, slice(first, first + n), scan, token_text):
         per_latent[i].append(ExampleRecord(idx=first + i, kind="top", rank=len(per_latent[i]), max_act=value,
-                                           tokens=[token_text(t) for t in ids], acts=acts, token_ids=ids,
-                                           position=position))
+                                           tokens=texts, acts=acts, token_ids=ids, position=position))
     quantile: list[list[tuple[int, float, ExampleRecord]]] = [[] for _ in range(n)]
-    for g, value, position, ids, acts in _entries(sampler.tracker, slice(first * nb, (first + n) * nb), scan):
+    groups = slice(first * nb, (first + n) * nb)
+    for g, value, position, ids, texts, acts in _entries(sampler.tracker, groups, scan, token_text):
         i, b = divmod(g, nb)
-        quantile[i].append((b, value, ExampleRecord(
-            idx=first + i, kind="quantile", rank=0, max_act=value, tokens=[token_text(t) for t in ids], acts=acts,
-            token_ids=ids, position=position, bucket=labels[b])))
+        quantile[i].append((b, value, ExampleRecord(idx=first + i, kind="quantile", rank=0, max_act=value,
+                                                    tokens=texts, acts=acts, token_ids=ids, position=position,
+                                                    bucket=labels[b])))
     out: list[ExampleRecord] = []
     for top, samples in zip(per_latent, quantile, strict=True):
         samples.sort(key=lambda item: (item[0], item[1]), reverse=True)  # highest bucket, then activation
