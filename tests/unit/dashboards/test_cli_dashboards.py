@@ -100,7 +100,7 @@ def test_wrong_d_in_is_a_one_line_error_and_leaves_the_database_untouched(gpt2_s
 def test_neurons_get_dashboards_of_the_raw_hook_dimensions(gpt2_store, tmp_path):
     model_dir, store = gpt2_store
     db_path = tmp_path / "d.db"
-    res = runner.invoke(app, _args(model_dir, store, db_path, "--neurons"))
+    res = runner.invoke(app, _args(model_dir, store, db_path, "--neurons", "--window", "-1"))
     assert res.exit_code == 0, res.output
     db = DashboardDB(db_path)
     (rec,) = db.list_saes()
@@ -110,6 +110,8 @@ def test_neurons_get_dashboards_of_the_raw_hook_dimensions(gpt2_store, tmp_path)
     assert feat is not None and feat.max_act == pytest.approx(float(acts[:, 5].max()))
     assert feat.frequency == pytest.approx(float((acts[:, 5] > 0).float().mean()))
     assert feat.neighbours == [] and len(feat.logits_pos) == 10
+    top = db.get_examples(rec.id, 5, "top")
+    assert top and all(len(e.tokens) == 16 and e.position % 16 == e.acts.index(max(e.acts)) for e in top)
     both = runner.invoke(app, _args(model_dir, store, db_path, "--neurons", "--sae", str(tmp_path)))
     assert isinstance(both.exception, InterplabError) and "exactly one" in str(both.exception)
 
