@@ -1,0 +1,65 @@
+"""The dashboards database: round trips, idempotent rewrites, search, resume state."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from interplab.common import InterplabError
+from interplab.web.db import DashboardDB, ExampleRecord, FeatureRecord, SaeRecord, database_url
+
+
+def _sae(name: str = "demo") -> SaeRecord:
+    return SaeRecord(name=name, path="/x/sae", model="tiny", hook="blocks.0.resid_post", d_in=8, d_sae=4,
+                     arch="topk", n_tokens=100, meta={"k": 2})
+
+
+def _feature(i: int) -> FeatureRecord:
+    return FeatureRecord(idx=i, frequency=0.1 * i, max_act=float(i), mean_act=0.5, hist_edges=[0.0, 1.0, 2.0],
+                         hist_counts=[3, 1], logits_pos=[("cat", 1.5)], logits_neg=[("dog", -1.0)],
+                         neighbours=[(i + 1, 0.9)])
+
+
+def _example(i: int, rank: int, peak_token: str) -> ExampleRecord:
+    return ExampleRecord(idx=i, kind="top", rank=rank, max_act=2.0, tokens=["the", peak_token, "<script>"],
+                         acts=[0.0, 2.0, 0.5], token_ids=[1, 2, 3], position=10 * rank)
+
+
+def test_paths_become_sqlite_urls_and_urls_pass_through(tmp_path: Path) -> None:
+    assert database_url(tmp_path / "d.db").startswith("sqlite:///")
+    assert database_url("postgresql+psycopg://u@h/db") == "postgresql+psycopg://u@h/db"
+
+
+def test_latents_round_trip_and_rewrites_replace_instead_of_duplicating(tmp_path: Path) -> None:
+    db = DashboardDB(tmp_path / "d.db")
+    sae_id = db.upsert_sae(_sae())
+    assert db.upsert_sae(_sae()) == sae_id  # same name -> same row
+    feats, exs = [_feature(0), _feature(1)], [_example(0, 0, " Cat"), _example(0, 1, "cat"), _example(1, 0, "dog")]
+    db.write_latents(sae_id, feats, exs, state={"done": 2})
+    db.write_latents(sae_id, feats, exs, state={"done": 2})
+    assert db.n_features(sae_id) == 2
+    assert db.get_feature(sae_id, 1) == _feature(1)
+    got = db.get_examples(sae_id, 0, "top")
+    assert [e.rank for e in got] == [0, 1] and got[0].tokens[2] == "<script>"
+    assert db.get_state(sae_id, "done") == 2 and db.get_state(sae_id, "missing", 7) == 7
+    assert db.get_sae(sae_id) is not None and db.get_sae(sae_id).meta == {"k": 2}  # type: ignore[union-attr]
+
+
+def test_search_by_peak_token_and_by_explanation(tmp_path: Path) -> None:
+    db = DashboardDB(tmp_path / "d.db")
+    sae_id = db.upsert_sae(_sae())
+    db.write_latents(sae_id, [_feature(0), _feature(1)], [_example(0, 0, " Cat"), _example(1, 0, "dog")])
+    hits = db.search_by_token("cat")
+    assert [(h.idx, h.text) for h in hits] == [(0, "cat")]
+    db.write_explanation(sae_id, 1, "Mentions of DOGS and puppies", "tiny-llm", detection=0.8)
+    db.write_explanation(sae_id, 0, "100% cats", "tiny-llm")
+    assert [h.idx for h in db.search_by_explanation("dogs")] == [1]
+    assert [h.idx for h in db.search_by_explanation("100%")] == [0]  # % is literal, not a wildcard
+    assert db.get_explanations(sae_id, 1)[0].detection == 0.8
+
+
+def test_opening_a_missing_database_for_reading_names_the_fix(tmp_path: Path) -> None:
+    with pytest.raises(InterplabError, match="interplab dashboards"):
+        DashboardDB(tmp_path / "nope.db", create=False)
+    assert not (tmp_path / "nope.db").exists()
