@@ -117,6 +117,18 @@ def _check_causal(lm: LoadedModel) -> None:
         raise InterplabError(f"{lm.name} is not a causal LM; steered generation needs a decoder model (gpt2, llama, ...)")
 
 
+@dataclass
+class Generation:
+    """One prompt's steered completion, as token ids (for exact perplexity) and text."""
+
+    prompt_ids: list[int]
+    """The prompt's tokens (no padding)."""
+    new_ids: list[int]
+    """Generated tokens, cut at the first end-of-sequence token."""
+    text: str
+    """The decoded completion."""
+
+
 def generate_steered(
     lm: LoadedModel,
     prompts: Sequence[str],
@@ -126,13 +138,26 @@ def generate_steered(
     settings: GenerationSettings | None = None,
 ) -> list[str]:
     """Completions (new text only) of each prompt with the vector added; `vector=None` is unsteered."""
+    return [g.text for g in generate(lm, prompts, vector, coef, positions, settings)]
+
+
+def generate(
+    lm: LoadedModel,
+    prompts: Sequence[str],
+    vector: SteeringVector | None,
+    coef: float = 0.0,
+    positions: Sequence[int] | None = None,
+    settings: GenerationSettings | None = None,
+) -> list[Generation]:
+    """Like `generate_steered`, keeping the token ids of prompt and completion."""
     settings = settings or GenerationSettings()
     _check_causal(lm)
     if not prompts:
         raise InterplabError("no prompts to generate from; pass at least one prompt")
-    out: list[str] = []
+    out: list[Generation] = []
     for start in range(0, len(prompts), settings.batch_size):
-        out += _generate_batch(lm, list(prompts[start : start + settings.batch_size]), vector, coef, positions, settings)
+        chunk = list(prompts[start : start + settings.batch_size])
+        out += _generate_batch(lm, chunk, vector, coef, positions, settings)
     return out
 
 
@@ -143,7 +168,7 @@ def _generate_batch(
     coef: float,
     positions: Sequence[int] | None,
     settings: GenerationSettings,
-) -> list[str]:
+) -> list[Generation]:
     side = lm.tokenizer.padding_side
     lm.tokenizer.padding_side = "left"  # generation appends on the right, so prompts must end together
     try:
@@ -165,5 +190,15 @@ def _generate_batch(
         else:
             with steer(model, vector, coef, positions):
                 ids_BT = model.generate(**batch, **kwargs)
-    new_BT = ids_BT[:, batch["input_ids"].shape[1] :]
-    return lm.tokenizer.batch_decode(new_BT, skip_special_tokens=True)
+    return [_split(lm, batch, ids_BT, b) for b in range(len(prompts))]
+
+
+def _split(lm: LoadedModel, batch: dict[str, Tensor], ids_BT: Tensor, b: int) -> Generation:
+    """Row b of a generate output as unpadded prompt ids + completion ids cut at EOS."""
+    n_prompt = batch["input_ids"].shape[1]
+    prompt_ids = batch["input_ids"][b][batch["attention_mask"][b].bool()].tolist()
+    new_ids = ids_BT[b, n_prompt:].tolist()
+    eos = lm.tokenizer.eos_token_id
+    if eos is not None and eos in new_ids:
+        new_ids = new_ids[: new_ids.index(eos)]
+    return Generation(prompt_ids, new_ids, str(lm.tokenizer.decode(new_ids, skip_special_tokens=True)))
