@@ -125,6 +125,16 @@ class OpenAICompatibleClient:
                 "(e.g. `interplab explain-server --model <folder>`) or fix --endpoint"
             ) from None
 
+    def check(self) -> None:
+        """Fail fast (one line) when nothing listens at the URL; any HTTP answer counts as reachable."""
+        try:
+            httpx.get(f"{self.base}/v1/models", timeout=min(self.cfg.timeout_s, 10.0))
+        except httpx.HTTPError as exc:
+            raise InterplabError(
+                f"cannot reach explainer endpoint {self.endpoint} ({type(exc).__name__}); start the server "
+                "(e.g. `interplab explain-server --model <folder>`) or fix --endpoint"
+            ) from None
+
     def complete(self, messages: Messages, max_tokens: int | None = None) -> str:
         body = {
             "model": self.model,

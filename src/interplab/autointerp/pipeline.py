@@ -106,11 +106,15 @@ def _done(path: Path) -> dict[int, dict[str, Any]]:
     return records
 
 
-def prepare_run_folder(out: Path, overwrite: bool, resume: bool) -> None:
-    """Create `out`; refuse to touch a previous run's explanations unless resuming or overwriting."""
-    jsonl = out / "explanations.jsonl"
-    if jsonl.exists() and not (overwrite or resume):
+def check_run_folder(out: Path, overwrite: bool, resume: bool) -> None:
+    """Refuse to touch a previous run's explanations unless resuming or overwriting (changes nothing)."""
+    if (out / "explanations.jsonl").exists() and not (overwrite or resume):
         raise InterplabError(f"{out} already holds explanations; pass --resume to continue, --overwrite to replace, or another --out")
+
+
+def prepare_run_folder(out: Path, overwrite: bool, resume: bool) -> None:
+    """Create `out`; with overwrite (and no resume) clear the previous run's files."""
+    check_run_folder(out, overwrite, resume)
     out.mkdir(parents=True, exist_ok=True)
     if overwrite and not resume:
         for name in ("explanations.jsonl", "scores.csv", "scores.json", "index.json"):

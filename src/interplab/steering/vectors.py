@@ -157,6 +157,27 @@ def from_sae_latent(sae: Any, latent: int, hook: str | None = None, unit: bool =
     return SteeringVector(vector_D, hook, {"method": "sae_decoder", "latent": latent, "unit": unit, "model": meta.get("model_name")})
 
 
+def read_pairs(path: str | Path) -> list[ContrastPair]:
+    """Contrast pairs from a JSONL file: one object per line with 'positive', 'negative' (and optional 'prompt')."""
+    path = Path(path)
+    if not path.is_file():
+        raise InterplabError(f"no contrast-pairs file at {path}; write JSONL lines like {{\"positive\": ..., \"negative\": ...}}")
+    pairs = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            pairs.append(ContrastPair(str(row["positive"]), str(row["negative"]), str(row.get("prompt", ""))))
+        except (ValueError, KeyError, TypeError, AttributeError):
+            raise InterplabError(
+                f"{path}:{n} is not a JSON object with 'positive' and 'negative' strings; fix that line"
+            ) from None
+    if not pairs:
+        raise InterplabError(f"{path} holds no contrast pairs; add JSONL lines with 'positive' and 'negative'")
+    return pairs
+
+
 def _paths(path: str | Path) -> tuple[Path, Path]:
     base = Path(path)
     if base.suffix in (".safetensors", ".json"):
