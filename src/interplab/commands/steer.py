@@ -123,6 +123,20 @@ def generate_cmd(
         typer.echo(f"{p!r}\n  coef 0:      {a!r}\n  coef {coef:g}: {b!r}")
 
 
+def _target(lm, keywords: str | None, probe_vector: Path | None, probe_pairs: Path | None, hook: str):
+    """The sweep's target behaviour from whichever of the three options was given."""
+    from interplab.steering.sweep import KeywordTarget, ProbeTarget, probe_from_pairs
+    from interplab.steering.vectors import load_vector, read_pairs
+
+    if keywords is not None:
+        return KeywordTarget([k.strip() for k in keywords.split(",") if k.strip()])
+    if probe_vector is not None:
+        probe = load_vector(probe_vector)
+        return ProbeTarget(probe.hook, direction_D=probe.vector_D)
+    assert probe_pairs is not None
+    return ProbeTarget(hook, probe=probe_from_pairs(lm, read_pairs(probe_pairs), hook))
+
+
 @steer_app.command("sweep")
 def sweep_cmd(
     model: str = typer.Option(..., help="HF hub id or local causal-LM folder."),
@@ -132,6 +146,8 @@ def sweep_cmd(
     prompts: Path | None = typer.Option(None, help=".txt file, one prompt per line (default: built-in)."),
     keywords: str | None = typer.Option(None, help="Target = fraction of completions with any of these words."),
     probe_vector: Path | None = typer.Option(None, help="Target = projection on this vector's direction."),
+    probe_pairs: Path | None = typer.Option(None, help="Target = P(positive) of a logistic probe trained on these pairs."),
+    probe_hook: str | None = typer.Option(None, help="Hook the --probe-pairs probe reads (default: the vector's)."),
     positions: str | None = typer.Option(None, help="Absolute token positions to steer (default all)."),
     max_new_tokens: int = typer.Option(24, help="Tokens generated per prompt."),
     device: str | None = typer.Option(None, help="cpu, cuda, ..."),
@@ -144,29 +160,25 @@ def sweep_cmd(
     from interplab.common import InterplabError
     from interplab.models.loading import load_model
     from interplab.steering.apply import GenerationSettings
-    from interplab.steering.sweep import KeywordTarget, ProbeTarget, SweepConfig, sweep, write_sweep
+    from interplab.steering.sweep import SweepConfig, sweep, write_sweep
     from interplab.steering.vectors import load_vector
 
-    if (keywords is None) == (probe_vector is None):
-        raise InterplabError("pass one target: --keywords word1,word2 or --probe-vector <vector>")
+    if sum(x is not None for x in (keywords, probe_vector, probe_pairs)) != 1:
+        raise InterplabError("pass one target: --keywords word1,word2, --probe-vector <vector> or --probe-pairs <jsonl>")
     if (out / "index.json").exists() and not overwrite:
         raise InterplabError(f"{out} already holds a finished run; pass --overwrite or choose another --out")
     vec = load_vector(vector)
-    target: KeywordTarget | ProbeTarget
-    if keywords is not None:
-        target = KeywordTarget([k.strip() for k in keywords.split(",") if k.strip()])
-    else:
-        probe = load_vector(probe_vector)  # type: ignore[arg-type]
-        target = ProbeTarget(probe.hook, direction_D=probe.vector_D)
     cfg = SweepConfig(_floats(coefs, "--coefs"), _positions(positions), GenerationSettings(max_new_tokens=max_new_tokens))
     texts = _prompts(prompts, None)
     lm = load_model(model, device=device)
+    target = _target(lm, keywords, probe_vector, probe_pairs, probe_hook or vec.hook)
     columns = [TextColumn("sweep {task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
     with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task("coefficients", total=len(cfg.coefs))
         rows, outputs = sweep(lm, vec, texts, target, cfg, progress=lambda i, n: bar.update(task, completed=i))
     config = {"model": model, "vector": str(vector), "hook": vec.hook, "coefs": cfg.coefs, "target": target.name,
               "keywords": keywords, "probe_vector": str(probe_vector) if probe_vector else None,
+              "probe_pairs": str(probe_pairs) if probe_pairs else None,
               "positions": cfg.positions, "max_new_tokens": max_new_tokens, "prompts": texts}
     index = write_sweep(out, rows, outputs, texts, target.name, config, overwrite=overwrite)
     for r in rows:

@@ -4,8 +4,11 @@ Positions are *absolute* token indices of the sequence (prompt tokens first, gen
 `positions=[-1]` steers the last prompt token once, not every newly generated token:
 1. A pre-hook on the model reads where each forward call starts: `cache_position[0]` when the caller
    passes it (HF generate does), else the length of `past_key_values`, else 0 (a plain forward).
-2. The first call of a sequence (start 0) fixes the prompt length, against which negative positions
-   count (batched prompts are left-padded for generation, so -1 is every row's last prompt token).
+2. A call that starts at 0 (a plain forward pass, or the prompt step of cached generation) fixes the
+   length negative positions count from, so -1 is the last prompt token in every later cached step
+   (batched prompts are left-padded for generation, so it is every row's last prompt token). Without a
+   KV cache every generation step starts at 0; `generate`/`generate_steered` therefore turn negative
+   positions into absolute ones from the prompt length before generating.
 3. The hook at `hook` adds the vector to the rows of this call whose absolute index is selected.
 With `positions=None` every position is steered, generated tokens included (ActAdd/CAA-style).
 Hooks are removed in `finally`, also when generation raises.
@@ -183,6 +186,9 @@ def _generate_batch(
     if settings.do_sample:
         kwargs.update(temperature=settings.temperature, top_p=settings.top_p)
         torch.manual_seed(settings.seed)
+    if positions is not None:  # absolute from the prompt length: right with or without a KV cache
+        n_prompt = int(batch["input_ids"].shape[1])
+        positions = [p if p >= 0 else n_prompt + p for p in positions]
     model: Any = lm.model  # a PreTrainedModel; nn.Module's typing does not know `generate`
     with torch.no_grad():
         if vector is None or coef == 0.0:

@@ -29,9 +29,9 @@ from torch.nn import functional as F
 from interplab.common import InterplabError
 from interplab.models.interventions import run_to_capture
 from interplab.models.loading import LoadedModel
-from interplab.probes.linear import LinearProbe
+from interplab.probes.linear import LinearProbe, LinearProbeConfig, train_linear_probe
 from interplab.steering.apply import Generation, GenerationSettings, generate
-from interplab.steering.vectors import SteeringVector
+from interplab.steering.vectors import ContrastConfig, ContrastPair, SteeringVector, pooled_activations
 
 
 @dataclass
@@ -95,8 +95,26 @@ class ProbeTarget:
                 continue
             ids_1T = torch.tensor([g.prompt_ids + g.new_ids], device=lm.device)
             acts_TD = run_to_capture(lm.model, {"input_ids": ids_1T}, self.hook)[self.hook][0]
-            values.append(float(self._score_rows(acts_TD[len(g.prompt_ids) :].mean(0, keepdim=True).cpu())[0]))
+            mean_1D = acts_TD[len(g.prompt_ids) :].float().mean(0, keepdim=True).cpu()
+            values.append(float(self._score_rows(mean_1D)[0]))
         return sum(values) / len(values) if values else float("nan")
+
+
+def probe_from_pairs(
+    lm: LoadedModel, pairs: Sequence[ContrastPair], hook: str, cfg: LinearProbeConfig | None = None
+) -> LinearProbe:
+    """A logistic probe (positive texts = 1, negative = 0) on token-mean activations at `hook`.
+
+    Mean pooling matches how ProbeTarget reads completions (mean over the generated tokens).
+    """
+    if len(pairs) < 2:
+        raise InterplabError("a probe target needs at least 2 contrast pairs; add more lines to the pairs file")
+    pooling = ContrastConfig(pooling="mean")
+    prompts = [p.prompt for p in pairs]
+    pos_ND = pooled_activations(lm, prompts, [p.positive for p in pairs], hook, pooling)
+    neg_ND = pooled_activations(lm, prompts, [p.negative for p in pairs], hook, pooling)
+    y_N = torch.cat([torch.ones(len(pairs)), torch.zeros(len(pairs))]).long()
+    return train_linear_probe(torch.cat([pos_ND, neg_ND]), y_N, cfg or LinearProbeConfig(device="cpu"))
 
 
 def perplexity(lm: LoadedModel, generations: Sequence[Generation]) -> float:

@@ -14,6 +14,12 @@ def _vector(d, scale=8.0):
     return SteeringVector(scale * torch.randn(d, generator=gen), HOOK)
 
 
+def _load(family, tiny_model_dir):
+    from interplab.models import load_model
+
+    return load_model(tiny_model_dir(family))
+
+
 def _hooks(model):
     return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in model.modules())
 
@@ -66,20 +72,33 @@ def test_steering_during_generate_changes_text_and_removes_hooks(gpt2):
     assert _hooks(gpt2.model) == 0
 
 
-def test_prompt_position_steering_with_kv_cache_matches_the_uncached_run(gpt2):
+@pytest.mark.parametrize("family", ["gpt2", "llama"])
+def test_prompt_position_steering_with_kv_cache_matches_the_uncached_run(family, tiny_model_dir):
     """With a KV cache each step sees one new token: absolute positions must still select the prompt's."""
-    batch = gpt2.tokenize(["The cat sat on"])
-    vec = _vector(gpt2.d_model, 20.0)
+    lm = _load(family, tiny_model_dir)
+    batch = lm.tokenize(["The cat sat on"])
+    n = batch["input_ids"].shape[1]
+    vec = _vector(lm.d_model, 20.0)
     runs = {}
-    for use_cache in (True, False):
-        with torch.no_grad(), steer(gpt2.model, vec, coef=1.0, positions=[1, -1]):
-            runs[use_cache] = gpt2.model.generate(
+    # cached: -1 counts from the prompt; uncached steps all start at 0, so pass the absolute index there
+    for use_cache, positions in ((True, [1, -1]), (False, [1, n - 1])):
+        with torch.no_grad(), steer(lm.model, vec, coef=1.0, positions=positions):
+            runs[use_cache] = lm.model.generate(
                 **batch, max_new_tokens=6, do_sample=False, use_cache=use_cache, pad_token_id=0
             )
     assert runs[True].tolist() == runs[False].tolist()
     with torch.no_grad():
-        plain = gpt2.model.generate(**batch, max_new_tokens=6, do_sample=False, pad_token_id=0)
+        plain = lm.model.generate(**batch, max_new_tokens=6, do_sample=False, pad_token_id=0)
     assert plain.tolist() != runs[True].tolist()
+
+
+def test_generate_steered_resolves_negative_positions_from_the_prompt(gpt2):
+    settings = GenerationSettings(max_new_tokens=5)
+    n = gpt2.tokenize(["The cat sat on"])["input_ids"].shape[1]
+    vec = _vector(gpt2.d_model, 20.0)
+    negative = generate_steered(gpt2, ["The cat sat on"], vec, 1.0, positions=[-1], settings=settings)
+    absolute = generate_steered(gpt2, ["The cat sat on"], vec, 1.0, positions=[n - 1], settings=settings)
+    assert negative == absolute
 
 
 def test_hooks_are_removed_after_an_exception_inside_generation(gpt2):

@@ -41,6 +41,12 @@ def test_build_from_pairs_then_sweep_and_generate(tiny_model_dir, tmp_path):
     assert swept.exit_code == 0, repr(swept.exception)
     rows = json.loads((tmp_path / "run" / "tables" / "sweep.json").read_text())
     assert [r["coef"] for r in rows] == [-2.0, 0.0, 2.0] and rows[0]["target_name"] == "keyword_rate"
+    probed = _invoke(
+        "steer", "sweep", "--model", model, "--vector", tmp_path / "love", "--coefs=0,3", "--probe-pairs", pairs,
+        "--max-new-tokens", "3", "--out", tmp_path / "probed", "--prompts", prompts,
+    )
+    assert probed.exit_code == 0, repr(probed.exception)
+    assert json.loads((tmp_path / "probed" / "tables" / "sweep.json").read_text())[0]["target_name"] == "probe_score"
     again = _invoke("steer", "sweep", "--model", model, "--vector", tmp_path / "love", "--keywords", "x", "--out", tmp_path / "run")
     assert isinstance(again.exception, InterplabError) and "--overwrite" in str(again.exception)
     gen = _invoke("steer", "generate", "--model", model, "--vector", tmp_path / "love", "--prompt", "Hello", "--max-new-tokens", "3")

@@ -61,3 +61,14 @@ def test_sweep_refuses_to_overwrite_a_finished_run(gpt2, tmp_path):
     with pytest.raises(InterplabError, match="overwrite"):
         write_sweep(tmp_path, [], {}, PROMPTS, "x", {})
     assert (tmp_path / "index.json").read_text() == "{}"
+
+
+def test_a_probe_trained_on_pairs_scores_completions_between_zero_and_one(gpt2):
+    from interplab.steering.sweep import probe_from_pairs
+    from interplab.steering.vectors import ContrastPair
+
+    pairs = [ContrastPair(f"happy joyful day {i}", f"sad gloomy night {i}") for i in range(4)]
+    probe = probe_from_pairs(gpt2, pairs, HOOK)
+    gens = generate(gpt2, PROMPTS, None, settings=GenerationSettings(max_new_tokens=4))
+    score = ProbeTarget(HOOK, probe=probe).score(gpt2, gens)
+    assert 0.0 <= score <= 1.0
