@@ -36,8 +36,9 @@ def sweep_png(rows: Sequence[Any], target_name: str, path: str | Path, title: st
     ):
         ax = fig.add_subplot(1, 2, k + 1)
         ax.plot(coefs, values, marker="o", color=color)
-        if name == "perplexity" and all(v > 0 for v in _finite(values)) and _finite(values):
-            ax.set_yscale("log")
+        kept = _finite(values)
+        if name == "perplexity" and kept and min(kept) > 0 and max(kept) / min(kept) > 20:
+            ax.set_yscale("log")  # only when steering blows perplexity up by orders of magnitude
         ax.axvline(0, color="#999", lw=0.8, ls="--")
         ax.set_xlabel("coefficient")
         ax.set_ylabel(name)

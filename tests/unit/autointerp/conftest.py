@@ -65,3 +65,21 @@ def gpt2_dir(tiny_model_dir):
 @pytest.fixture(scope="package")
 def gpt2(gpt2_dir):
     return load_model(gpt2_dir)
+
+
+@pytest.fixture
+def cat_db(tmp_path, cat_examples):
+    """A dashboards DB with latent 0 firing on ' cat' (top + quantile examples) and latent 1 elsewhere."""
+    from interplab.web.db import DashboardDB, ExampleRecord, FeatureRecord, SaeRecord
+
+    db = DashboardDB(tmp_path / "dash.db")
+    sae_id = db.upsert_sae(SaeRecord("s", "p", "m", "blocks.0.resid_post", 64, 32, "relu"))
+    feats, exs = [], []
+    for idx, group in ((0, cat_examples.top + cat_examples.quantile), (1, cat_examples.random)):
+        feats.append(FeatureRecord(idx, 0.2 - 0.1 * idx, 2.0, 1.0, [0.0, 1.0], [1]))
+        for rank, ex in enumerate(group):
+            kind = "top" if rank < 6 else "quantile"
+            acts = ex.acts if idx == 0 else [1.0] * len(ex.tokens)
+            exs.append(ExampleRecord(idx, kind, rank, max(acts), ex.tokens, acts, list(range(len(acts))), 0))
+    db.write_latents(sae_id, feats, exs)
+    return db, sae_id

@@ -50,3 +50,16 @@ def test_explain_cli_with_an_unreachable_endpoint_fails_in_one_line(gpt2_dir, tm
 def test_explain_cli_needs_exactly_one_explainer(tmp_path):
     result = CliRunner().invoke(app, ["explain", "--out", str(tmp_path / "run")])
     assert isinstance(result.exception, InterplabError) and "--endpoint" in str(result.exception)
+
+
+def test_explain_cli_reads_examples_from_the_db_alone_and_writes_explanations_back(cat_db, judge, tmp_path):
+    db, sae_id = cat_db
+    with serve_client(judge) as server:
+        result = CliRunner().invoke(app, [
+            "explain", "--db", str(tmp_path / "dash.db"), "--top-n", "1", "--endpoint", server.url,
+            "--out", str(tmp_path / "run"),
+        ])
+    assert result.exit_code == 0, repr(result.exception)
+    saved = db.get_explanations(sae_id, 0)
+    assert saved[0].text == "the word cat" and saved[0].explainer.startswith("openai:")
+    assert "latent      0" in result.output

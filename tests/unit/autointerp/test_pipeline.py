@@ -72,19 +72,8 @@ def test_a_second_run_refuses_the_folder_and_resume_skips_finished_latents(cat_e
     assert records[0]["detection"] == 1.0 and records[0]["explanation"] == "the word cat"
 
 
-def test_examples_are_read_from_and_explanations_written_to_the_dashboards_db(cat_examples, judge, tmp_path):
-    from interplab.web.db import DashboardDB, ExampleRecord, FeatureRecord, SaeRecord
-
-    db = DashboardDB(tmp_path / "dash.db")
-    sae_id = db.upsert_sae(SaeRecord("s", "p", "m", HOOK, 64, 32, "relu"))
-    feats, exs = [], []
-    for idx, group in ((0, cat_examples.top + cat_examples.quantile), (1, cat_examples.random)):
-        feats.append(FeatureRecord(idx, 0.1, 2.0, 1.0, [0.0, 1.0], [1]))
-        for rank, ex in enumerate(group):
-            kind = "top" if rank < 6 else "quantile"
-            acts = ex.acts if idx == 0 else [1.0] * len(ex.tokens)
-            exs.append(ExampleRecord(idx, kind, rank, max(acts), ex.tokens, acts, list(range(len(acts))), 0))
-    db.write_latents(sae_id, feats, exs)
+def test_examples_are_read_from_and_explanations_written_to_the_dashboards_db(cat_db, cat_examples, judge, tmp_path):
+    db, sae_id = cat_db
     examples = examples_from_db(db, sae_id, [0], n_random=4)
     assert len(examples[0].top) == 6 and len(examples[0].random) == 1
     assert all(a == 0 for e in examples[0].random for a in e.acts)
