@@ -57,14 +57,18 @@ class LocalHFClient:
 
         self.lm = model if isinstance(model, LoadedModel) else load_model(model, kind="causal", device=device)
         if not self.lm.is_causal:
-            raise InterplabError(f"explainer {self.lm.name} is not a causal LM; pass a chat or base decoder model")
+            raise InterplabError(
+                f"explainer {self.lm.name} is not a causal LM; pass a chat or base decoder model"
+            )
         self.cfg = cfg or ClientConfig()
         self.name = f"hf:{Path(str(self.lm.name)).name}"
 
     def prompt_ids(self, messages: Messages) -> torch.Tensor:
         tok: Any = self.lm.tokenizer  # transformers' stubs type the template output too loosely for mypy
         if getattr(tok, "chat_template", None):
-            ids = tok.apply_chat_template(list(messages), add_generation_prompt=True, tokenize=True, return_tensors="pt")
+            ids = tok.apply_chat_template(
+                list(messages), add_generation_prompt=True, tokenize=True, return_tensors="pt"
+            )
             ids = ids["input_ids"] if isinstance(ids, Mapping) else ids
             return ids.to(self.lm.device)
         return tok(plain_chat_prompt(messages), return_tensors="pt")["input_ids"].to(self.lm.device)
@@ -100,7 +104,9 @@ class OpenAICompatibleClient:
     ):
         self.base = url.rstrip("/").removesuffix("/chat/completions").removesuffix("/v1")
         if not self.base.startswith(("http://", "https://")):
-            raise InterplabError(f"endpoint {url!r} is not an http(s) URL; pass e.g. --endpoint http://127.0.0.1:8000")
+            raise InterplabError(
+                f"endpoint {url!r} is not an http(s) URL; pass e.g. --endpoint http://127.0.0.1:8000"
+            )
         self.model = model
         self.api_key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
         self.cfg = cfg or ClientConfig()

@@ -1,4 +1,4 @@
-"""Activating and non-activating token windows of SAE latents: what explanations are written from and scored on.
+"""Activating and non-activating token windows of SAE latents: what explanations are made from and scored on.
 
 Computed straight from a model + SAE + texts (no dashboards database needed):
 1. Tokenize the texts and cut them into windows of `context` tokens.
@@ -81,7 +81,9 @@ def token_windows(lm: LoadedModel, texts: Sequence[str], context: int) -> Tensor
         ids += lm.tokenizer(text, add_special_tokens=False)["input_ids"] + ([sep] if sep is not None else [])
     n = len(ids) // context
     if n == 0:
-        raise InterplabError(f"the texts hold {len(ids)} tokens, fewer than one window of {context}; pass more --data")
+        raise InterplabError(
+            f"the texts hold {len(ids)} tokens, fewer than one window of {context}; pass more --data"
+        )
     return torch.tensor(ids[: n * context]).view(n, context)
 
 
@@ -90,7 +92,9 @@ def latent_acts(lm: LoadedModel, sae, hook: str, windows_NS: Tensor, batch_size:
     out = []
     for start in range(0, len(windows_NS), batch_size):
         ids_BS = windows_NS[start : start + batch_size].to(lm.device)
-        acts = run_to_capture(lm.model, {"input_ids": ids_BS, "attention_mask": torch.ones_like(ids_BS)}, hook)[hook]
+        acts = run_to_capture(
+            lm.model, {"input_ids": ids_BS, "attention_mask": torch.ones_like(ids_BS)}, hook
+        )[hook]
         with torch.no_grad():
             out.append(sae.encode(acts.to(sae.W_dec.dtype)).float().cpu())
     return torch.cat(out)

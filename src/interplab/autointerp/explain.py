@@ -44,11 +44,15 @@ def explain_examples(examples: LatentExamples, cfg: ExplainConfig) -> list[Examp
     """The examples the explainer is shown: top first, then quantile samples."""
     shown = examples.top[: cfg.n_top] + examples.quantile[: cfg.n_quantile]
     if not shown:
-        raise InterplabError("the latent has no activating examples to explain; pick a latent that fires on --data")
+        raise InterplabError(
+            "the latent has no activating examples to explain; pick a latent that fires on --data"
+        )
     return shown
 
 
-def explain_latent(client: ExplainerClient, examples: LatentExamples, cfg: ExplainConfig | None = None) -> Explanation:
+def explain_latent(
+    client: ExplainerClient, examples: LatentExamples, cfg: ExplainConfig | None = None
+) -> Explanation:
     """Ask `client` to explain the latent behind `examples`."""
     cfg = cfg or ExplainConfig()
     shown = explain_examples(examples, cfg)

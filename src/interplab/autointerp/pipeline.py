@@ -50,7 +50,10 @@ def _clean(value: float | None) -> float | None:
 
 
 def explain_and_score(
-    client: ExplainerClient, feature: int, examples: LatentExamples, cfg: AutointerpConfig,
+    client: ExplainerClient,
+    feature: int,
+    examples: LatentExamples,
+    cfg: AutointerpConfig,
     judge: ExplainerClient | None = None,
 ) -> dict[str, Any]:
     """One latent's record: explanation from the explain half, scores on the held-out half."""
@@ -109,7 +112,10 @@ def _done(path: Path) -> dict[int, dict[str, Any]]:
 def check_run_folder(out: Path, overwrite: bool, resume: bool) -> None:
     """Refuse to touch a previous run's explanations unless resuming or overwriting (changes nothing)."""
     if (out / "explanations.jsonl").exists() and not (overwrite or resume):
-        raise InterplabError(f"{out} already holds explanations; pass --resume to continue, --overwrite to replace, or another --out")
+        raise InterplabError(
+            f"{out} already holds explanations; pass --resume to continue, --overwrite to replace, "
+            "or another --out"
+        )
 
 
 def prepare_run_folder(out: Path, overwrite: bool, resume: bool) -> None:
@@ -123,7 +129,16 @@ def prepare_run_folder(out: Path, overwrite: bool, resume: bool) -> None:
 
 def write_scores(out: Path, records: Iterable[dict[str, Any]], summary: Mapping[str, Any]) -> None:
     """scores.csv + scores.json (one row per latent) and index.json last."""
-    columns = ["feature", "explanation", "detection", "fuzzing", "n_explain_examples", "n_heldout_activating", "n_heldout_random", "explainer"]
+    columns = [
+        "feature",
+        "explanation",
+        "detection",
+        "fuzzing",
+        "n_explain_examples",
+        "n_heldout_activating",
+        "n_heldout_random",
+        "explainer",
+    ]
     rows = [{c: r.get(c) for c in columns} for r in sorted(records, key=lambda r: r["feature"])]
     with (out / "scores.csv").open("w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=columns)
@@ -133,7 +148,14 @@ def write_scores(out: Path, records: Iterable[dict[str, Any]], summary: Mapping[
     index = {
         "title": "Auto-interpretability: explanations and scores",
         "summary": _json_safe(dict(summary)),
-        "tables": [{"name": "scores", "title": "Explanations with detection and fuzzing balanced accuracy", "csv": "scores.csv", "json": "scores.json"}],
+        "tables": [
+            {
+                "name": "scores",
+                "title": "Explanations with detection and fuzzing balanced accuracy",
+                "csv": "scores.csv",
+                "json": "scores.json",
+            }
+        ],
         "figures": [],
     }
     _write_atomic(out / "index.json", json.dumps(index, indent=2))
@@ -160,7 +182,15 @@ def run_autointerp(
     cfg = cfg or AutointerpConfig()
     out = Path(out)
     prepare_run_folder(out, overwrite, resume)
-    _write_atomic(out / "config.json", json.dumps(_json_safe({**asdict(cfg), "explainer": client.name, "features": list(examples), **dict(run_info or {})}), indent=2))
+    _write_atomic(
+        out / "config.json",
+        json.dumps(
+            _json_safe(
+                {**asdict(cfg), "explainer": client.name, "features": list(examples), **dict(run_info or {})}
+            ),
+            indent=2,
+        ),
+    )
     jsonl = out / "explanations.jsonl"
     done = _done(jsonl) if resume else {}
     records = list(done.values())
@@ -190,7 +220,9 @@ def _to_example(record: Any) -> Example:
     return Example(tokens=list(record.tokens), acts=[float(a) for a in record.acts])
 
 
-def examples_from_db(db: Any, sae_id: int, features: Iterable[int], n_random: int = 10, seed: int = 0) -> dict[int, LatentExamples]:
+def examples_from_db(
+    db: Any, sae_id: int, features: Iterable[int], n_random: int = 10, seed: int = 0
+) -> dict[int, LatentExamples]:
     """Top and quantile examples from the dashboards DB; negatives are other latents' top windows.
 
     The DB stores only activating windows, so non-activating ones are approximated by other latents'
@@ -205,7 +237,10 @@ def examples_from_db(db: Any, sae_id: int, features: Iterable[int], n_random: in
         top = [_to_example(r) for r in db.get_examples(sae_id, feature, "top")]
         quantile = [_to_example(r) for r in db.get_examples(sae_id, feature, "quantile")]
         if not top and not quantile:
-            raise InterplabError(f"latent {feature} has no examples in the database; rebuild dashboards or pick latents listed there")
+            raise InterplabError(
+                f"latent {feature} has no examples in the database; "
+                "rebuild dashboards or pick latents listed there"
+            )
         own = {ex.text() for ex in top + quantile}
         others = [f for f in pool_ids if f != feature]
         rng.shuffle(others)

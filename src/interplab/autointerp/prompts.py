@@ -57,7 +57,12 @@ def format_example(example: Example, marked: Sequence[int] | None = None) -> str
 
 def _top_tokens(examples: Sequence[Example], n: int = 8) -> str:
     pairs = sorted(
-        ((a, _escape(t).strip()) for ex in examples for t, a in zip(ex.tokens, ex.acts, strict=True) if a > 0),
+        (
+            (a, _escape(t).strip())
+            for ex in examples
+            for t, a in zip(ex.tokens, ex.acts, strict=True)
+            if a > 0
+        ),
         reverse=True,
     )
     seen: list[str] = []
@@ -108,7 +113,9 @@ def detection_messages(explanation: str, examples: Sequence[Example]) -> list[di
     return _judge_messages(DETECTION_SYSTEM, explanation, [format_example(ex, marked=[]) for ex in examples])
 
 
-def fuzzing_messages(explanation: str, examples: Sequence[Example], marks: Sequence[Sequence[int]]) -> list[dict[str, str]]:
+def fuzzing_messages(
+    explanation: str, examples: Sequence[Example], marks: Sequence[Sequence[int]]
+) -> list[dict[str, str]]:
     """Ask, per example with the given tokens marked, whether the marks match the explanation."""
     lines = [format_example(ex, marked=m) for ex, m in zip(examples, marks, strict=True)]
     return _judge_messages(FUZZING_SYSTEM, explanation, lines)

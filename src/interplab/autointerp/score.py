@@ -103,7 +103,9 @@ def detection_score(
 def _fuzzed_marks(example: Example, rng: random.Random) -> list[int] | None:
     """As many random non-activating, non-blank token indices as the example has activating ones."""
     n_true = sum(1 for a in example.acts if a > 0)
-    pool = [i for i, (t, a) in enumerate(zip(example.tokens, example.acts, strict=True)) if a <= 0 and t.strip()]
+    pool = [
+        i for i, (t, a) in enumerate(zip(example.tokens, example.acts, strict=True)) if a <= 0 and t.strip()
+    ]
     if n_true == 0 or len(pool) < n_true:
         return None
     return sorted(rng.sample(pool, n_true))

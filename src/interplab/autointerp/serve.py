@@ -31,7 +31,9 @@ def _completion(content: str, model: str) -> dict[str, Any]:
         "object": "chat.completion",
         "created": int(time.time()),
         "model": model,
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
+        "choices": [
+            {"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}
+        ],
     }
 
 
@@ -85,7 +87,9 @@ class ExplainServer:
         try:
             self.httpd = ThreadingHTTPServer((host, port), _handler(client, threading.Lock()))
         except OSError as exc:
-            raise InterplabError(f"cannot listen on {host}:{port} ({exc.strerror}); pick another --port") from None
+            raise InterplabError(
+                f"cannot listen on {host}:{port} ({exc.strerror}); pick another --port"
+            ) from None
         self.httpd.daemon_threads = True
         self.thread: threading.Thread | None = None
 

@@ -27,12 +27,17 @@ def _features(text: str | None) -> list[int] | None:
     return values
 
 
-def _client(endpoint: str | None, endpoint_model: str, explainer: str | None, device: str | None, max_tokens: int):
+def _client(
+    endpoint: str | None, endpoint_model: str, explainer: str | None, device: str | None, max_tokens: int
+):
     from interplab.autointerp.clients import ClientConfig, LocalHFClient, OpenAICompatibleClient
     from interplab.common import InterplabError
 
     if (endpoint is None) == (explainer is None):
-        raise InterplabError("pass one explainer: --endpoint http://host:port (OpenAI-compatible) or --explainer <hf id or folder>")
+        raise InterplabError(
+            "pass one explainer: --endpoint http://host:port (OpenAI-compatible) "
+            "or --explainer <hf id or folder>"
+        )
     cfg = ClientConfig(max_tokens=max_tokens)
     if endpoint is not None:
         remote = OpenAICompatibleClient(endpoint, model=endpoint_model, cfg=cfg)
@@ -47,13 +52,17 @@ def _db_sae_id(db: Any, sae_id: int | None, sae: Path | None) -> int:
     records = db.list_saes()
     if sae_id is not None:
         if db.get_sae(sae_id) is None:
-            raise InterplabError(f"no SAE with id {sae_id} in the database; ids there: {[r.id for r in records]}")
+            raise InterplabError(
+                f"no SAE with id {sae_id} in the database; ids there: {[r.id for r in records]}"
+            )
         return sae_id
     matches = [r for r in records if sae is not None and Path(r.path).resolve() == sae.resolve()]
     if len(matches) == 1 or len(records) == 1:
         return int((matches or records)[0].id)
     names = ", ".join(f"{r.id}={r.name}" for r in records) or "none"
-    raise InterplabError(f"pick the SAE with --sae-id (the database holds: {names}); build dashboards first if none")
+    raise InterplabError(
+        f"pick the SAE with --sae-id (the database holds: {names}); build dashboards first if none"
+    )
 
 
 def _examples(model, sae, hook, data, features, top_n, context, device, db, sae_id):
@@ -72,9 +81,13 @@ def _examples(model, sae, hook, data, features, top_n, context, device, db, sae_
             raise InterplabError("the SAE's metadata names no hook; pass --hook (e.g. blocks.3.resid_post)")
         lm = load_model(model, device=device)
         texts = load_texts(data)
-        return collect_examples(lm, loaded_sae, hook, texts, features, ExampleConfig(context=context), top_n=top_n)
+        return collect_examples(
+            lm, loaded_sae, hook, texts, features, ExampleConfig(context=context), top_n=top_n
+        )
     if db is None:
-        raise InterplabError("pass --model and --sae (examples computed from --data), or --db with dashboards")
+        raise InterplabError(
+            "pass --model and --sae (examples computed from --data), or --db with dashboards"
+        )
     from interplab.autointerp.pipeline import examples_from_db
 
     if features is None:
@@ -92,7 +105,9 @@ def explain(
     sae_id: int | None = typer.Option(None, help="SAE id in --db (default: the only one / the --sae path)."),
     features: str | None = typer.Option(None, help="Comma-separated latent indices, e.g. 0,1,2."),
     top_n: int = typer.Option(10, help="Without --features: the N most frequently firing latents."),
-    endpoint: str | None = typer.Option(None, help="OpenAI-compatible server URL, e.g. http://127.0.0.1:8000."),
+    endpoint: str | None = typer.Option(
+        None, help="OpenAI-compatible server URL, e.g. http://127.0.0.1:8000."
+    ),
     endpoint_model: str = typer.Option("default", help="Model name sent to --endpoint."),
     explainer: str | None = typer.Option(None, help="Local explainer: HF hub id or model folder."),
     context: int = typer.Option(24, help="Tokens per example window."),
@@ -119,24 +134,37 @@ def explain(
 
     def to_db(rec: dict[str, Any]) -> None:
         if dash is not None and sae_id is not None:
-            dash.write_explanation(sae_id, rec["feature"], rec["explanation"], rec["explainer"], rec["detection"], rec["fuzzing"])
+            dash.write_explanation(
+                sae_id, rec["feature"], rec["explanation"], rec["explainer"], rec["detection"], rec["fuzzing"]
+            )
 
     columns = [TextColumn("explaining"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
     with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task("latents", total=len(examples))
         records = run_autointerp(
-            client, examples, out, overwrite=overwrite, resume=resume, sink=to_db,
+            client,
+            examples,
+            out,
+            overwrite=overwrite,
+            resume=resume,
+            sink=to_db,
             progress=lambda i, n: bar.update(task, completed=i, total=n),
             run_info={"model": model, "sae": str(sae) if sae else None, "db": db, "sae_id": sae_id},
         )
     for rec in sorted(records, key=lambda r: r["feature"]):
-        typer.echo(f"latent {rec['feature']:>6}  det {rec['detection']}  fuzz {rec['fuzzing']}  {rec['explanation']}")
-    typer.echo(f"wrote {out / 'explanations.jsonl'}" + (f" and {len(records)} explanations to {db}" if db else ""))
+        typer.echo(
+            f"latent {rec['feature']:>6}  det {rec['detection']}  fuzz {rec['fuzzing']}  {rec['explanation']}"
+        )
+    typer.echo(
+        f"wrote {out / 'explanations.jsonl'}" + (f" and {len(records)} explanations to {db}" if db else "")
+    )
 
 
 def explain_server(
     model: str = typer.Option(..., help="Local causal LM (HF hub id or folder) to serve."),
-    host: str = typer.Option("127.0.0.1", help="Interface to listen on (keep 127.0.0.1 unless you need LAN access)."),
+    host: str = typer.Option(
+        "127.0.0.1", help="Interface to listen on (keep 127.0.0.1 unless you need LAN access)."
+    ),
     port: int = typer.Option(8000, help="Port (0 picks a free one)."),
     max_tokens: int = typer.Option(128, help="Default reply length cap."),
     device: str | None = typer.Option(None, help="cpu, cuda, ..."),
@@ -145,7 +173,9 @@ def explain_server(
     from interplab.autointerp.clients import ClientConfig, LocalHFClient
     from interplab.autointerp.serve import ExplainServer
 
-    server = ExplainServer(LocalHFClient(model, ClientConfig(max_tokens=max_tokens), device=device), host, port)
+    server = ExplainServer(
+        LocalHFClient(model, ClientConfig(max_tokens=max_tokens), device=device), host, port
+    )
     typer.echo(f"serving {model} at {server.url}/v1/chat/completions (Ctrl-C to stop)")
     try:
         server.serve_forever()

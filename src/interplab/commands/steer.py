@@ -61,7 +61,9 @@ def build(
     out: Path = typer.Option(..., help="Vector path stem: writes <out>.safetensors + <out>.json."),
     model: str | None = typer.Option(None, help="HF hub id or local model folder (with --pairs)."),
     pairs: Path | None = typer.Option(None, help="JSONL with 'positive', 'negative' (and 'prompt') fields."),
-    hook: str | None = typer.Option(None, help="Hook, e.g. blocks.3.resid_post (default for --sae: its hook)."),
+    hook: str | None = typer.Option(
+        None, help="Hook, e.g. blocks.3.resid_post (default for --sae: its hook)."
+    ),
     pooling: str = typer.Option("last", help="last, mean, or answer (CAA: tokens after 'prompt')."),
     sae: Path | None = typer.Option(None, help="SAE folder: build from a latent's decoder row instead."),
     latent: int | None = typer.Option(None, help="Latent index of --sae."),
@@ -90,7 +92,9 @@ def build(
         if model is None or hook is None:
             raise InterplabError("--pairs needs --model and --hook (e.g. --hook blocks.3.resid_post)")
         contrast = V.read_pairs(pairs)  # type: ignore[arg-type]
-        vec = V.from_contrast_pairs(load_model(model, device=device), contrast, hook, V.ContrastConfig(pooling=pooling))
+        vec = V.from_contrast_pairs(
+            load_model(model, device=device), contrast, hook, V.ContrastConfig(pooling=pooling)
+        )
         vec.metadata["pairs"] = str(pairs)
     if language:
         vec.metadata["language"] = language
@@ -104,7 +108,9 @@ def generate_cmd(
     vector: Path = typer.Option(..., help="Vector written by `interplab steer build`."),
     coef: float = typer.Option(4.0, help="Coefficient multiplying the vector."),
     prompt: list[str] = typer.Option(None, help="Prompt (repeat for several; default: a few built-in)."),
-    positions: str | None = typer.Option(None, help="Absolute token positions to steer, e.g. 0,-1 (default all)."),
+    positions: str | None = typer.Option(
+        None, help="Absolute token positions to steer, e.g. 0,-1 (default all)."
+    ),
     max_new_tokens: int = typer.Option(32, help="Tokens generated per prompt."),
     device: str | None = typer.Option(None, help="cpu, cuda, ..."),
 ) -> None:
@@ -142,12 +148,20 @@ def sweep_cmd(
     model: str = typer.Option(..., help="HF hub id or local causal-LM folder."),
     vector: Path = typer.Option(..., help="Vector written by `interplab steer build`."),
     out: Path = typer.Option(Path("runs/steer"), help="Run folder (created)."),
-    coefs: str = typer.Option("-8,-4,0,4,8", help="Comma-separated coefficients (write --coefs=-8,-4,0,4,8)."),
+    coefs: str = typer.Option(
+        "-8,-4,0,4,8", help="Comma-separated coefficients (write --coefs=-8,-4,0,4,8)."
+    ),
     prompts: Path | None = typer.Option(None, help=".txt file, one prompt per line (default: built-in)."),
-    keywords: str | None = typer.Option(None, help="Target = fraction of completions with any of these words."),
+    keywords: str | None = typer.Option(
+        None, help="Target = fraction of completions with any of these words."
+    ),
     probe_vector: Path | None = typer.Option(None, help="Target = projection on this vector's direction."),
-    probe_pairs: Path | None = typer.Option(None, help="Target = P(positive) of a logistic probe trained on these pairs."),
-    probe_hook: str | None = typer.Option(None, help="Hook the --probe-pairs probe reads (default: the vector's)."),
+    probe_pairs: Path | None = typer.Option(
+        None, help="Target = P(positive) of a logistic probe trained on these pairs."
+    ),
+    probe_hook: str | None = typer.Option(
+        None, help="Hook the --probe-pairs probe reads (default: the vector's)."
+    ),
     positions: str | None = typer.Option(None, help="Absolute token positions to steer (default all)."),
     max_new_tokens: int = typer.Option(24, help="Tokens generated per prompt."),
     device: str | None = typer.Option(None, help="cpu, cuda, ..."),
@@ -164,22 +178,37 @@ def sweep_cmd(
     from interplab.steering.vectors import load_vector
 
     if sum(x is not None for x in (keywords, probe_vector, probe_pairs)) != 1:
-        raise InterplabError("pass one target: --keywords word1,word2, --probe-vector <vector> or --probe-pairs <jsonl>")
+        raise InterplabError(
+            "pass one target: --keywords word1,word2, --probe-vector <vector> or --probe-pairs <jsonl>"
+        )
     if (out / "index.json").exists() and not overwrite:
         raise InterplabError(f"{out} already holds a finished run; pass --overwrite or choose another --out")
     vec = load_vector(vector)
-    cfg = SweepConfig(_floats(coefs, "--coefs"), _positions(positions), GenerationSettings(max_new_tokens=max_new_tokens))
+    cfg = SweepConfig(
+        _floats(coefs, "--coefs"), _positions(positions), GenerationSettings(max_new_tokens=max_new_tokens)
+    )
     texts = _prompts(prompts, None)
     lm = load_model(model, device=device)
     target = _target(lm, keywords, probe_vector, probe_pairs, probe_hook or vec.hook)
     columns = [TextColumn("sweep {task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
     with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task("coefficients", total=len(cfg.coefs))
-        rows, outputs = sweep(lm, vec, texts, target, cfg, progress=lambda i, n: bar.update(task, completed=i))
-    config = {"model": model, "vector": str(vector), "hook": vec.hook, "coefs": cfg.coefs, "target": target.name,
-              "keywords": keywords, "probe_vector": str(probe_vector) if probe_vector else None,
-              "probe_pairs": str(probe_pairs) if probe_pairs else None,
-              "positions": cfg.positions, "max_new_tokens": max_new_tokens, "prompts": texts}
+        rows, outputs = sweep(
+            lm, vec, texts, target, cfg, progress=lambda i, n: bar.update(task, completed=i)
+        )
+    config = {
+        "model": model,
+        "vector": str(vector),
+        "hook": vec.hook,
+        "coefs": cfg.coefs,
+        "target": target.name,
+        "keywords": keywords,
+        "probe_vector": str(probe_vector) if probe_vector else None,
+        "probe_pairs": str(probe_pairs) if probe_pairs else None,
+        "positions": cfg.positions,
+        "max_new_tokens": max_new_tokens,
+        "prompts": texts,
+    }
     index = write_sweep(out, rows, outputs, texts, target.name, config, overwrite=overwrite)
     for r in rows:
         typer.echo(f"coef {r.coef:>7g}  {target.name} {r.target:.4g}  perplexity {r.perplexity:.4g}")
@@ -209,5 +238,15 @@ def compare(
 
         writer = ReportWriter(out, "Steering vector cosines", overwrite=overwrite)
         writer.write_config({"vectors": [str(v) for v in vectors]})
-        writer.heatmap("cosines", matrix, names, names, "Cosine similarity of steering vectors", "vector", "vector", -1, 1)
+        writer.heatmap(
+            "cosines",
+            matrix,
+            names,
+            names,
+            "Cosine similarity of steering vectors",
+            "vector",
+            "vector",
+            -1,
+            1,
+        )
         typer.echo(f"wrote {writer.finish({'n_vectors': len(names)})}")

@@ -1,4 +1,4 @@
-"""Steering: vectors from contrast pairs or SAE latents, added at a hook during forward passes and generation."""
+"""Steering: vectors from contrast pairs or SAE latents, added at a hook in forward passes and generation."""
 
 from interplab.steering.apply import GenerationSettings, generate, generate_steered, steer
 from interplab.steering.sweep import KeywordTarget, ProbeTarget, SweepConfig, perplexity, sweep, write_sweep

@@ -117,7 +117,9 @@ def steer(
 
 def _check_causal(lm: LoadedModel) -> None:
     if not lm.is_causal or not hasattr(lm.model, "generate"):
-        raise InterplabError(f"{lm.name} is not a causal LM; steered generation needs a decoder model (gpt2, llama, ...)")
+        raise InterplabError(
+            f"{lm.name} is not a causal LM; steered generation needs a decoder model (gpt2, llama, ...)"
+        )
 
 
 @dataclass

@@ -32,7 +32,10 @@ def sweep_png(rows: Sequence[Any], target_name: str, path: str | Path, title: st
     coefs = [r.coef for r in rows]
     fig = Figure(figsize=(9, 3.4))
     for k, (name, values, color) in enumerate(
-        ((target_name, [r.target for r in rows], "#1f77b4"), ("perplexity", [r.perplexity for r in rows], "#d62728"))
+        (
+            (target_name, [r.target for r in rows], "#1f77b4"),
+            ("perplexity", [r.perplexity for r in rows], "#d62728"),
+        )
     ):
         ax = fig.add_subplot(1, 2, k + 1)
         ax.plot(coefs, values, marker="o", color=color)
@@ -54,7 +57,8 @@ def sweep_html(rows: Sequence[Any], target_name: str, path: str | Path, title: s
     """The same two panels as self-contained HTML; hover a point for its numbers and an example."""
     coefs = [r.coef for r in rows]
     tips = [
-        f"coef {r.coef:g}\n{target_name} {r.target:.3g}\nperplexity {r.perplexity:.3g}\ne.g. {r.example[:80]!r}"
+        f"coef {r.coef:g}\n{target_name} {r.target:.3g}\nperplexity {r.perplexity:.3g}"
+        f"\ne.g. {r.example[:80]!r}"
         for r in rows
     ]
     panels = []
@@ -62,12 +66,16 @@ def sweep_html(rows: Sequence[Any], target_name: str, path: str | Path, title: s
         (target_name, [r.target for r in rows], "#1f77b4"),
         ("perplexity", [r.perplexity for r in rows], "#d62728"),
     ):
-        panel = Panel(name, _lim(coefs), _lim(values), xlabel="coefficient", ylabel=name, width=380, height=280)
+        panel = Panel(
+            name, _lim(coefs), _lim(values), xlabel="coefficient", ylabel=name, width=380, height=280
+        )
         pts = [(c, v) for c, v in zip(coefs, values, strict=True) if math.isfinite(v)]
         if pts:
             panel.line([c for c, _ in pts], [v for _, v in pts], color=color)
         keep = [i for i, v in enumerate(values) if math.isfinite(v)]
-        panel.points([coefs[i] for i in keep], [values[i] for i in keep], colors=color, tips=[tips[i] for i in keep])
+        panel.points(
+            [coefs[i] for i in keep], [values[i] for i in keep], colors=color, tips=[tips[i] for i in keep]
+        )
         panels.append(panel)
     caption = "Target behaviour and coherence (perplexity of the completions under the unsteered model)."
     return write_page(path, title, panels, caption)

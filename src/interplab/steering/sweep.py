@@ -108,7 +108,9 @@ def probe_from_pairs(
     Mean pooling matches how ProbeTarget reads completions (mean over the generated tokens).
     """
     if len(pairs) < 2:
-        raise InterplabError("a probe target needs at least 2 contrast pairs; add more lines to the pairs file")
+        raise InterplabError(
+            "a probe target needs at least 2 contrast pairs; add more lines to the pairs file"
+        )
     pooling = ContrastConfig(pooling="mean")
     prompts = [p.prompt for p in pairs]
     pos_ND = pooled_activations(lm, prompts, [p.positive for p in pairs], hook, pooling)
@@ -194,7 +196,11 @@ def write_sweep(
 
     writer = ReportWriter(out, "Steering coefficient sweep", overwrite=overwrite)
     writer.write_config(config)
-    writer.table("sweep", [{**asdict(r), "target_name": target_name} for r in rows], "Target vs perplexity per coefficient")
+    writer.table(
+        "sweep",
+        [{**asdict(r), "target_name": target_name} for r in rows],
+        "Target vs perplexity per coefficient",
+    )
     with (writer.folder / "generations.jsonl").open("w", encoding="utf-8") as handle:
         for coef, gens in outputs.items():
             for prompt, g in zip(prompts, gens, strict=True):
@@ -202,8 +208,12 @@ def write_sweep(
     title = f"Steering sweep: {target_name} and perplexity vs coefficient"
     sweep_png(rows, target_name, writer.folder / "figures" / "sweep.png", title)
     sweep_html(rows, target_name, writer.folder / "figures" / "sweep.html", title)
-    writer.figures.append({"name": "sweep", "title": title, "png": "figures/sweep.png", "html": "figures/sweep.html"})
+    writer.figures.append(
+        {"name": "sweep", "title": title, "png": "figures/sweep.png", "html": "figures/sweep.html"}
+    )
     for r in rows:
         writer.log_metric(coef=r.coef, target=r.target, perplexity=r.perplexity)
-    best = max(rows, key=lambda r: (r.target if math.isfinite(r.target) else -math.inf))
-    return writer.finish({"target": target_name, "n_coefs": len(rows), "best_coef": best.coef, "best_target": best.target})
+    best = max(rows, key=lambda r: r.target if math.isfinite(r.target) else -math.inf)
+    return writer.finish(
+        {"target": target_name, "n_coefs": len(rows), "best_coef": best.coef, "best_target": best.target}
+    )

@@ -58,7 +58,9 @@ class SteeringVector:
 
     def unit(self) -> SteeringVector:
         """The same direction scaled to norm 1 (coefficients then read in activation-norm units)."""
-        return SteeringVector(self.vector_D / max(self.norm, 1e-12), self.hook, {**self.metadata, "unit": True})
+        return SteeringVector(
+            self.vector_D / max(self.norm, 1e-12), self.hook, {**self.metadata, "unit": True}
+        )
 
 
 @dataclass
@@ -83,7 +85,9 @@ class ContrastPair:
     """Shared prefix (needed for pooling='answer'; prepended to both sides)."""
 
 
-def _pooled_batch(lm: LoadedModel, prompts: list[str], answers: list[str], hook: str, cfg: ContrastConfig) -> Tensor:
+def _pooled_batch(
+    lm: LoadedModel, prompts: list[str], answers: list[str], hook: str, cfg: ContrastConfig
+) -> Tensor:
     texts = [p + a for p, a in zip(prompts, answers, strict=True)]
     side = lm.tokenizer.padding_side
     lm.tokenizer.padding_side = "right"  # positions stay the unpadded ones (HF derives them from the index)
@@ -113,7 +117,9 @@ def pooled_activations(
     if cfg.pooling not in POOLINGS:
         raise InterplabError(f"unknown pooling {cfg.pooling!r}; use one of {', '.join(POOLINGS)}")
     parts = [
-        _pooled_batch(lm, list(prompts[i : i + cfg.batch_size]), list(answers[i : i + cfg.batch_size]), hook, cfg)
+        _pooled_batch(
+            lm, list(prompts[i : i + cfg.batch_size]), list(answers[i : i + cfg.batch_size]), hook, cfg
+        )
         for i in range(0, len(prompts), cfg.batch_size)
     ]
     return torch.cat(parts)
@@ -129,15 +135,21 @@ def from_contrast_pairs(
     """Mean difference (positive minus negative) of pooled activations at `hook`."""
     cfg = cfg or ContrastConfig()
     if not pairs:
-        raise InterplabError("no contrast pairs given; pass at least one pair with positive and negative text")
+        raise InterplabError(
+            "no contrast pairs given; pass at least one pair with positive and negative text"
+        )
     if cfg.pooling == "answer" and not all(p.prompt for p in pairs):
-        raise InterplabError("pooling='answer' needs a shared 'prompt' in every pair; add it or use pooling='last'")
+        raise InterplabError(
+            "pooling='answer' needs a shared 'prompt' in every pair; add it or use pooling='last'"
+        )
     prompts = [p.prompt for p in pairs]
     pos_ND = pooled_activations(lm, prompts, [p.positive for p in pairs], hook, cfg)
     neg_ND = pooled_activations(lm, prompts, [p.negative for p in pairs], hook, cfg)
     vector_D = (pos_ND.double().mean(0) - neg_ND.double().mean(0)).float()
     if float(vector_D.norm()) == 0.0:
-        raise InterplabError("positive and negative activations are identical; use pairs that differ in the concept")
+        raise InterplabError(
+            "positive and negative activations are identical; use pairs that differ in the concept"
+        )
     meta = {"method": "mean_difference", "pooling": cfg.pooling, "n_pairs": len(pairs), "model": lm.name}
     return SteeringVector(vector_D, hook, {**meta, **dict(metadata or {})})
 
@@ -146,22 +158,33 @@ def from_sae_latent(sae: Any, latent: int, hook: str | None = None, unit: bool =
     """The SAE decoder row W_dec[latent] as a vector; the hook defaults to the SAE's metadata hook_name."""
     W_dec_FD = sae.W_dec.detach()
     if not 0 <= latent < W_dec_FD.shape[0]:
-        raise InterplabError(f"latent {latent} out of range; the SAE has {W_dec_FD.shape[0]} latents (0..{W_dec_FD.shape[0] - 1})")
+        raise InterplabError(
+            f"latent {latent} out of range; the SAE has {W_dec_FD.shape[0]} latents "
+            f"(0..{W_dec_FD.shape[0] - 1})"
+        )
     meta = dict(getattr(getattr(sae, "cfg", None), "metadata", {}) or {})
     hook = hook or meta.get("hook_name")
     if not hook:
-        raise InterplabError("the SAE's metadata names no hook; pass the hook (e.g. --hook blocks.3.resid_post)")
+        raise InterplabError(
+            "the SAE's metadata names no hook; pass the hook (e.g. --hook blocks.3.resid_post)"
+        )
     vector_D = W_dec_FD[latent].float().cpu()
     if unit:
         vector_D = vector_D / vector_D.norm().clamp_min(1e-12)
-    return SteeringVector(vector_D, hook, {"method": "sae_decoder", "latent": latent, "unit": unit, "model": meta.get("model_name")})
+    return SteeringVector(
+        vector_D,
+        hook,
+        {"method": "sae_decoder", "latent": latent, "unit": unit, "model": meta.get("model_name")},
+    )
 
 
 def read_pairs(path: str | Path) -> list[ContrastPair]:
-    """Contrast pairs from a JSONL file: one object per line with 'positive', 'negative' (and optional 'prompt')."""
+    """Contrast pairs from JSONL: one object per line with 'positive', 'negative' (optional 'prompt')."""
     path = Path(path)
     if not path.is_file():
-        raise InterplabError(f"no contrast-pairs file at {path}; write JSONL lines like {{\"positive\": ..., \"negative\": ...}}")
+        raise InterplabError(
+            f'no contrast-pairs file at {path}; write JSONL lines like {{"positive": ..., "negative": ...}}'
+        )
     pairs = []
     for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         if not line.strip():
@@ -174,7 +197,9 @@ def read_pairs(path: str | Path) -> list[ContrastPair]:
                 f"{path}:{n} is not a JSON object with 'positive' and 'negative' strings; fix that line"
             ) from None
     if not pairs:
-        raise InterplabError(f"{path} holds no contrast pairs; add JSONL lines with 'positive' and 'negative'")
+        raise InterplabError(
+            f"{path} holds no contrast pairs; add JSONL lines with 'positive' and 'negative'"
+        )
     return pairs
 
 
@@ -189,13 +214,23 @@ def save_vector(vec: SteeringVector, path: str | Path, overwrite: bool = False) 
     """Write `<path>.safetensors` + `<path>.json` (atomically); refuse to replace files unless asked."""
     tensor_path, json_path = _paths(path)
     if not overwrite and (tensor_path.exists() or json_path.exists()):
-        raise InterplabError(f"{tensor_path} already exists; pass overwrite=True (--overwrite) or choose another name")
+        raise InterplabError(
+            f"{tensor_path} already exists; pass overwrite=True (--overwrite) or choose another name"
+        )
     tensor_path.parent.mkdir(parents=True, exist_ok=True)
-    meta = {"hook": vec.hook, "d": vec.d, "norm": vec.norm, "format": "interplab.steering_vector/1", **vec.metadata}
+    meta = {
+        "hook": vec.hook,
+        "d": vec.d,
+        "norm": vec.norm,
+        "format": "interplab.steering_vector/1",
+        **vec.metadata,
+    }
     try:
         text = json.dumps(meta, indent=2)
     except TypeError as exc:
-        raise InterplabError(f"steering vector metadata is not JSON-safe ({exc}); keep it to str/int/float/list/dict") from exc
+        raise InterplabError(
+            f"steering vector metadata is not JSON-safe ({exc}); keep it to str/int/float/list/dict"
+        ) from exc
     tmp = tensor_path.with_name(tensor_path.name + ".tmp")
     save_file({"vector": vec.vector_D.detach().float().cpu().contiguous()}, str(tmp))
     os.replace(tmp, tensor_path)
@@ -209,24 +244,32 @@ def load_vector(path: str | Path) -> SteeringVector:
     """Read a vector written by `save_vector` (the .safetensors path, the .json path or the stem)."""
     tensor_path, json_path = _paths(path)
     if not tensor_path.exists() or not json_path.exists():
-        raise InterplabError(f"no steering vector at {tensor_path} (+ .json); build one with `interplab steer build`")
+        raise InterplabError(
+            f"no steering vector at {tensor_path} (+ .json); build one with `interplab steer build`"
+        )
     try:
         tensors = load_file(str(tensor_path))
         meta = json.loads(json_path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise InterplabError(f"{tensor_path} is not a readable steering vector ({exc}); rebuild it") from exc
     if "vector" not in tensors or "hook" not in meta:
-        raise InterplabError(f"{tensor_path} lacks the 'vector' tensor or its hook; rebuild it with `interplab steer build`")
+        raise InterplabError(
+            f"{tensor_path} lacks the 'vector' tensor or its hook; rebuild it with `interplab steer build`"
+        )
     vector_D = tensors["vector"].float()
     if vector_D.ndim != 1 or int(meta.get("d", vector_D.shape[0])) != vector_D.shape[0]:
-        raise InterplabError(f"{tensor_path}: vector shape {tuple(vector_D.shape)} does not match d={meta.get('d')}")
+        raise InterplabError(
+            f"{tensor_path}: vector shape {tuple(vector_D.shape)} does not match d={meta.get('d')}"
+        )
     extra = {k: v for k, v in meta.items() if k not in ("hook", "d", "norm", "format")}
     return SteeringVector(vector_D, str(meta["hook"]), extra)
 
 
 def cosine_comparison(vectors: Mapping[str, SteeringVector]) -> tuple[list[str], Tensor]:
-    """Names and the [k, k] cosine matrix between vectors (e.g. one concept built in English, French, German)."""
+    """Names and the [k, k] cosine matrix between vectors (e.g. one concept in English, French, German)."""
     dims = {name: v.d for name, v in vectors.items()}
     if len(set(dims.values())) > 1:
-        raise InterplabError(f"vectors have different widths {dims}; compare vectors from the same model and hook")
+        raise InterplabError(
+            f"vectors have different widths {dims}; compare vectors from the same model and hook"
+        )
     return probe_cosines({name: v.vector_D for name, v in vectors.items()})

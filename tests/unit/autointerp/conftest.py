@@ -43,7 +43,20 @@ def cat_examples():
     """Synthetic examples of a latent that fires exactly on the token ' cat'."""
     active = [
         _window(f"the {adj} cat sat on a warm mat today".split())
-        for adj in ("black", "old", "small", "lazy", "tiny", "big", "grey", "shy", "wild", "calm", "fat", "odd")
+        for adj in (
+            "black",
+            "old",
+            "small",
+            "lazy",
+            "tiny",
+            "big",
+            "grey",
+            "shy",
+            "wild",
+            "calm",
+            "fat",
+            "odd",
+        )
     ]
     silent = [
         _window(f"a {noun} stood near the river bank at dawn".split())

@@ -45,8 +45,12 @@ def test_out_of_range_features_are_a_one_line_error(gpt2, sae, texts):
         collect_examples(gpt2, sae, HOOK, texts[:5], features=[99], cfg=ExampleConfig(context=16))
 
 
-def test_explain_pipeline_against_a_real_local_server_writes_explanations_and_scores(gpt2, sae, texts, tmp_path):
-    examples = collect_examples(gpt2, sae, HOOK, texts, features=[0, 1], cfg=ExampleConfig(context=16, n_top=4, n_random=4))
+def test_explain_pipeline_against_a_real_local_server_writes_explanations_and_scores(
+    gpt2, sae, texts, tmp_path
+):
+    examples = collect_examples(
+        gpt2, sae, HOOK, texts, features=[0, 1], cfg=ExampleConfig(context=16, n_top=4, n_random=4)
+    )
     cfg = AutointerpConfig(score=ScoreConfig(batch_size=4, max_examples=4))
     cfg.explain.max_tokens = 12
     with serve_client(LocalHFClient(gpt2)) as server:
@@ -72,14 +76,18 @@ def test_a_second_run_refuses_the_folder_and_resume_skips_finished_latents(cat_e
     assert records[0]["detection"] == 1.0 and records[0]["explanation"] == "the word cat"
 
 
-def test_examples_are_read_from_and_explanations_written_to_the_dashboards_db(cat_db, cat_examples, judge, tmp_path):
+def test_examples_are_read_from_and_explanations_written_to_the_dashboards_db(
+    cat_db, cat_examples, judge, tmp_path
+):
     db, sae_id = cat_db
     examples = examples_from_db(db, sae_id, [0], n_random=4)
     assert len(examples[0].top) == 6 and len(examples[0].random) == 1
     assert all(a == 0 for e in examples[0].random for a in e.acts)
 
     def to_db(rec):
-        db.write_explanation(sae_id, rec["feature"], rec["explanation"], rec["explainer"], rec["detection"], rec["fuzzing"])
+        db.write_explanation(
+            sae_id, rec["feature"], rec["explanation"], rec["explainer"], rec["detection"], rec["fuzzing"]
+        )
 
     run_autointerp(judge, {0: cat_examples}, tmp_path / "run", sink=to_db)
     saved = db.get_explanations(sae_id, 0)

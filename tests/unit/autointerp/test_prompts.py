@@ -32,7 +32,7 @@ def test_judge_prompts_number_the_examples_and_hide_or_place_marks():
 
 
 def test_explanation_parsing_takes_the_last_explanation_line_or_falls_back():
-    assert parse_explanation("thinking...\nExplanation: \"the word cat\"") == "the word cat"
+    assert parse_explanation('thinking...\nExplanation: "the word cat"') == "the word cat"
     assert parse_explanation("  \nanimals, mostly cats\nmore") == "animals, mostly cats"
     assert parse_explanation("") == "(no explanation)"
 

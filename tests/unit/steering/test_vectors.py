@@ -103,4 +103,6 @@ def test_cosine_comparison_across_languages_is_symmetric_with_unit_diagonal(gpt2
     torch.testing.assert_close(matrix.diagonal(), torch.ones(3, dtype=matrix.dtype))
     torch.testing.assert_close(matrix, matrix.T)
     with pytest.raises(InterplabError, match="widths"):
-        cosine_comparison({"a": SteeringVector(torch.ones(4), HOOK), "b": SteeringVector(torch.ones(5), HOOK)})
+        cosine_comparison(
+            {"a": SteeringVector(torch.ones(4), HOOK), "b": SteeringVector(torch.ones(5), HOOK)}
+        )
