@@ -69,6 +69,8 @@ class ExampleConfig:
     """Non-activating windows per latent."""
     batch_size: int = 16
     """Windows per forward pass."""
+    max_windows: int = 4096
+    """Windows read at most (about 100k tokens at the default context): bounds time on big corpora."""
     seed: int = 0
     """Seed for quantile and random sampling."""
 
@@ -87,17 +89,39 @@ def token_windows(lm: LoadedModel, texts: Sequence[str], context: int) -> Tensor
     return torch.tensor(ids[: n * context]).view(n, context)
 
 
-def latent_acts(lm: LoadedModel, sae, hook: str, windows_NS: Tensor, batch_size: int) -> Tensor:
-    """SAE latent activations [n_windows, context, d_sae] (float32, CPU)."""
-    out = []
+def _encoded_batches(lm: LoadedModel, sae, hook: str, windows_NS: Tensor, batch_size: int):
+    """Yield SAE latents [batch, context, d_sae] window batch by window batch."""
     for start in range(0, len(windows_NS), batch_size):
         ids_BS = windows_NS[start : start + batch_size].to(lm.device)
-        acts = run_to_capture(
-            lm.model, {"input_ids": ids_BS, "attention_mask": torch.ones_like(ids_BS)}, hook
-        )[hook]
+        batch = {"input_ids": ids_BS, "attention_mask": torch.ones_like(ids_BS)}
+        acts_BSD = run_to_capture(lm.model, batch, hook)[hook]
         with torch.no_grad():
-            out.append(sae.encode(acts.to(sae.W_dec.dtype)).float().cpu())
-    return torch.cat(out)
+            yield sae.encode(acts_BSD.to(sae.W_dec.dtype))
+
+
+def latent_acts(
+    lm: LoadedModel, sae, hook: str, windows_NS: Tensor, batch_size: int, features: Sequence[int]
+) -> Tensor:
+    """Activations of the chosen latents [n_windows, context, len(features)] (float32, CPU).
+
+    Only the chosen columns are kept: all of a 16k-latent SAE over 1000 windows would be gigabytes.
+    """
+    index = torch.as_tensor(list(features), dtype=torch.long)
+    parts = [
+        z[..., index.to(z.device)].float().cpu()
+        for z in _encoded_batches(lm, sae, hook, windows_NS, batch_size)
+    ]
+    return torch.cat(parts)
+
+
+def firing_counts(lm: LoadedModel, sae, hook: str, windows_NS: Tensor, batch_size: int) -> Tensor:
+    """How many tokens each latent fires on [d_sae] (one streaming pass, for picking the top-n latents)."""
+    counts = None
+    for z_BSF in _encoded_batches(lm, sae, hook, windows_NS, batch_size):
+        batch_F = (z_BSF > 0).sum((0, 1)).cpu()
+        counts = batch_F if counts is None else counts + batch_F
+    assert counts is not None  # token_windows guarantees at least one window
+    return counts
 
 
 def _example(tokens: list[list[str]], acts_NS: Tensor, n: int) -> Example:
@@ -141,17 +165,17 @@ def collect_examples(
 ) -> dict[int, LatentExamples]:
     """Examples for the given latents, or for the `top_n` most frequently firing ones when none are given."""
     cfg = cfg or ExampleConfig()
-    windows_NS = token_windows(lm, texts, cfg.context)
-    acts_NSF = latent_acts(lm, sae, hook, windows_NS, cfg.batch_size)
-    d_sae = acts_NSF.shape[-1]
-    if features is None:
-        counts_F = (acts_NSF > 0).sum((0, 1))
+    windows_NS = token_windows(lm, texts, cfg.context)[: cfg.max_windows]
+    d_sae = int(sae.W_dec.shape[0])
+    if features is None:  # one extra pass to rank latents by firing frequency
+        counts_F = firing_counts(lm, sae, hook, windows_NS, cfg.batch_size)
         features = counts_F.topk(min(top_n or 10, d_sae)).indices.tolist()
     bad = [f for f in features if not 0 <= f < d_sae]
     if bad:
         raise InterplabError(f"features {bad} out of range; the SAE has {d_sae} latents (0..{d_sae - 1})")
+    acts_NSK = latent_acts(lm, sae, hook, windows_NS, cfg.batch_size, features)
     tokens = [[str(lm.tokenizer.decode([int(t)])) for t in row] for row in windows_NS]
-    return {int(f): examples_for_latent(tokens, acts_NSF[..., f], cfg) for f in features}
+    return {int(f): examples_for_latent(tokens, acts_NSK[..., k], cfg) for k, f in enumerate(features)}
 
 
 def split_held_out(examples: LatentExamples, seed: int = 0) -> tuple[LatentExamples, LatentExamples]:

@@ -78,3 +78,35 @@ def test_local_model_answers_through_the_real_server(gpt2):
     with serve_client(local) as server:
         reply = OpenAICompatibleClient(server.url).complete(MESSAGES, max_tokens=5)
     assert isinstance(reply, str) and reply == local.complete(MESSAGES, max_tokens=5)
+
+
+def test_local_client_uses_the_chat_template_when_the_tokenizer_has_one(gpt2):
+    tok = gpt2.tokenizer
+    template = "{% for m in messages %}<{{ m['role'] }}>{{ m['content'] }}{% endfor %}<assistant>"
+    old = getattr(tok, "chat_template", None)
+    tok.chat_template = template
+    try:
+        ids = LocalHFClient(gpt2).prompt_ids(MESSAGES)
+    finally:
+        tok.chat_template = old
+    assert tok.decode(ids[0]) == "<user>Say hi<assistant>"
+    plain = LocalHFClient(gpt2).prompt_ids(MESSAGES)
+    assert tok.decode(plain[0]) == plain_chat_prompt(MESSAGES)
+
+
+def test_the_server_answers_bad_requests_and_unknown_routes_with_json_errors():
+    import httpx
+
+    class Echo:
+        name = "echo"
+
+        def complete(self, messages, max_tokens=None):
+            return messages[-1]["content"]
+
+    with serve_client(Echo()) as server:
+        bad = httpx.post(server.url + "/v1/chat/completions", content=b"not json")
+        missing = httpx.get(server.url + "/nope")
+        models = httpx.get(server.url + "/v1/models").json()
+        echoed = OpenAICompatibleClient(server.url).complete(MESSAGES)
+    assert bad.status_code == 400 and "bad request" in bad.json()["error"]["message"]
+    assert missing.status_code == 404 and models["data"][0]["id"] == "echo" and echoed == "Say hi"
