@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query
 
@@ -23,7 +23,7 @@ from interplab.web.schemas import (
 )
 from interplab.web.state import WebState
 
-NOT_FOUND = {404: {"model": ErrorOut, "description": "unknown SAE or latent"}}
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorOut, "description": "unknown SAE or latent"}}
 Order = Literal["idx", "frequency", "max_act"]
 
 

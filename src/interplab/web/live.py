@@ -81,7 +81,7 @@ class LiveInference:
             with torch.no_grad():
                 latents_SF = sae.encode(acts_SD.to(device=sae.device, dtype=sae.dtype))
             ids = batch["input_ids"][0].tolist()
-            tokens = [lm.tokenizer.decode([i]) for i in ids]
+            tokens = [str(lm.tokenizer.decode([i])) for i in ids]
         return _top_latents(tokens, latents_SF, top_n)
 
 
