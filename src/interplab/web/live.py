@@ -16,15 +16,16 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from interplab.common import InterplabError, get_logger
-from interplab.models.interventions import run_to_capture
-from interplab.models.loading import LoadedModel, load_model
-from interplab.saes.base import SAE
-from interplab.saes.io import load_sae
 from interplab.web.db import SaeRecord
+
+if TYPE_CHECKING:  # torch and transformers load on the first live request, not when the server starts
+    import torch
+
+    from interplab.models.loading import LoadedModel
+    from interplab.saes.base import SAE
 
 log = get_logger(__name__)
 
@@ -56,6 +57,9 @@ class LiveInference:
         return self.sae_paths.get(rec.id or 0, Path(rec.path))
 
     def _load(self, rec: SaeRecord) -> tuple[LoadedModel, SAE]:
+        from interplab.models.loading import load_model
+        from interplab.saes.io import load_sae
+
         sae_id = rec.id or 0
         if sae_id not in self._saes:
             path = self.sae_path(rec)
@@ -71,6 +75,10 @@ class LiveInference:
 
     def run(self, rec: SaeRecord, text: str, top_n: int = 5) -> LiveResult:
         """Tokens of `text` and, per token, the top_n firing latents of this SAE."""
+        import torch
+
+        from interplab.models.interventions import run_to_capture
+
         with self._lock:
             lm, sae = self._load(rec)
             batch = lm.tokenize(text, max_length=self.max_tokens)

@@ -42,6 +42,11 @@ def fmt(value: float | None, digits: int = 3) -> str:
     return f"{value:.{digits}f}"
 
 
+def token_cells(tokens: list[str], acts: list[float], max_value: float) -> list[tuple[str, str, str]]:
+    """(shown text, background alpha, title) per token; computed here once, not per token in Jinja."""
+    return [(display_token(t), opacity(a, max_value), fmt(a)) for t, a in zip(tokens, acts, strict=False)]
+
+
 @dataclass
 class Bar:
     x: float
@@ -73,6 +78,7 @@ def make_environment() -> Environment:
     env.filters["tok"] = display_token
     env.filters["fmt"] = fmt
     env.globals["opacity"] = opacity
+    env.globals["token_cells"] = token_cells
     env.globals["histogram_bars"] = histogram_bars
     return env
 
