@@ -71,7 +71,10 @@ def _report(root: Path, folder: Path) -> Report | None:
         return None
     name = folder.relative_to(root).as_posix()
     summary = data.get("summary")
-    return Report(name=name, title=str(data.get("title") or name), figures=_entries(data, "figures"),
+    title = data.get("title")
+    if not title and data.get("kind") == "toy":  # the toy runner's index names its presets, not a title
+        title = f"Toy models of superposition: {', '.join(map(str, data.get('presets') or []))}"
+    return Report(name=name, title=str(title or name), figures=_entries(data, "figures"),
                   tables=_entries(data, "tables"), summary=summary if isinstance(summary, dict) else {})
 
 

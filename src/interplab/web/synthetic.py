@@ -34,8 +34,8 @@ def synthetic_latent(rng: random.Random, idx: int, n_top: int = 10, n_quantile: 
     feat = FeatureRecord(
         idx=idx, frequency=rng.uniform(1e-5, 0.05), max_act=max_act, mean_act=max_act * rng.uniform(0.1, 0.4),
         hist_edges=edges, hist_counts=counts,
-        logits_pos=[(rng.choice(WORDS), round(rng.uniform(0.5, 3), 3)) for _ in range(10)],
-        logits_neg=[(rng.choice(WORDS), round(-rng.uniform(0.5, 3), 3)) for _ in range(10)],
+        logits_pos=sorted([(rng.choice(WORDS), round(rng.uniform(0.5, 3), 3)) for _ in range(10)], key=lambda x: -x[1]),
+        logits_neg=sorted([(rng.choice(WORDS), round(-rng.uniform(0.5, 3), 3)) for _ in range(10)], key=lambda x: x[1]),
         neighbours=[(rng.randrange(10**5), round(rng.uniform(0.2, 0.9), 3)) for _ in range(10)])
     exs = [_example(rng, idx, "top", r, max_act * (1 - 0.03 * r), context, None) for r in range(n_top)]
     for r in range(n_quantile):

@@ -57,3 +57,16 @@ def test_no_reports_dir_says_how_to_add_one(web_data) -> None:
     client = TestClient(create_app(web_data.db_path))
     assert "--reports" in client.get("/reports").text
     assert client.get("/report-files/probe/figures/acc.png").status_code == 404
+
+
+def test_toy_run_folders_are_listed_with_their_presets(tmp_path: Path) -> None:
+    import json
+
+    (tmp_path / "toy").mkdir()
+    (tmp_path / "toy" / "intro.png").write_bytes(b"\x89PNG")
+    index = {"kind": "toy", "presets": ["intro"],
+             "figures": [{"preset": "intro", "name": "intro", "title": "t", "caption": "c", "png": "intro.png",
+                          "html": None}]}
+    (tmp_path / "toy" / "index.json").write_text(json.dumps(index))
+    (report,) = find_reports(tmp_path)
+    assert report.title == "Toy models of superposition: intro" and report.figures[0]["png"] == "intro.png"
