@@ -20,7 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from interplab.web.api import api_router
 from interplab.web.db import DashboardDB
 from interplab.web.live import LiveInference
-from interplab.web.pages import page_router
+from interplab.web.pages import page_router, report_router
 from interplab.web.render import STATIC, Pages
 from interplab.web.state import NotFound, WebState
 
@@ -73,6 +73,7 @@ def create_app(db: DashboardDB | str | Path, *, sae_paths: Mapping[int, str | Pa
     app.state.web = state
     app.include_router(api_router(state))
     app.include_router(page_router(state, pages))
+    app.include_router(report_router(state, pages))
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     _add_error_handlers(app, pages)
     return app

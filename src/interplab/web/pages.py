@@ -48,6 +48,7 @@ def _live_view(result: LiveResponse) -> dict[str, Any]:
 
 
 def page_router(state: WebState, pages: Pages) -> APIRouter:
+    """/, /sae/{id}, /sae/{id}/feature/{idx}, /search and /live."""
     router = APIRouter(include_in_schema=False, default_response_class=HTMLResponse)
 
     @router.get("/")
@@ -86,6 +87,13 @@ def page_router(state: WebState, pages: Pages) -> APIRouter:
             except HTTPException as exc:
                 view = {"result": None, "error": str(exc.detail)}
         return pages.render("live.html", saes=saes, sae_id=sae_id, text=text, top_n=top_n, **view)
+
+    return router
+
+
+def report_router(state: WebState, pages: Pages) -> APIRouter:
+    """/reports, /reports/{folder} and /report-files/{path} (only files inside the reports directory)."""
+    router = APIRouter(include_in_schema=False, default_response_class=HTMLResponse)
 
     @router.get("/reports")
     def reports_page() -> HTMLResponse:
