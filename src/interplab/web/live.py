@@ -63,6 +63,9 @@ class LiveInference:
         sae_id = rec.id or 0
         if sae_id not in self._saes:
             path = self.sae_path(rec)
+            if rec.path.startswith("neurons:") and (rec.id or 0) not in self.sae_paths:
+                raise InterplabError(f"{rec.name!r} holds dashboards of model neurons, not of an SAE: "
+                                     "live inference needs an SAE")
             if not path.exists():
                 raise InterplabError(
                     f"live inference needs the weights of SAE {rec.name!r}, but there is no SAE at {path}; "

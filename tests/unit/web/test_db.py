@@ -59,12 +59,6 @@ def test_search_by_peak_token_and_by_explanation(tmp_path: Path) -> None:
     assert db.get_explanations(sae_id, 1)[0].detection == 0.8
 
 
-def test_opening_a_missing_database_for_reading_names_the_fix(tmp_path: Path) -> None:
-    with pytest.raises(InterplabError, match="interplab dashboards"):
-        DashboardDB(tmp_path / "nope.db", create=False)
-    assert not (tmp_path / "nope.db").exists()
-
-
 def test_databases_made_before_the_sort_indexes_get_them_on_open(tmp_path: Path) -> None:
     import sqlite3
 
@@ -81,3 +75,9 @@ def test_databases_made_before_the_sort_indexes_get_them_on_open(tmp_path: Path)
             "EXPLAIN QUERY PLAN SELECT * FROM features WHERE sae_id = 1 ORDER BY frequency DESC LIMIT 10"))
     assert {"ix_features_frequency", "ix_features_max_act", "ix_feature_tokens_by_token"} <= names
     assert "ix_features_frequency" in plan and "TEMP B-TREE" not in plan
+
+
+def test_opening_a_missing_database_for_reading_names_the_fix(tmp_path: Path) -> None:
+    with pytest.raises(InterplabError, match="interplab dashboards"):
+        DashboardDB(tmp_path / "nope.db", create=False)
+    assert not (tmp_path / "nope.db").exists()
