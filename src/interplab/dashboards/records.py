@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from interplab.dashboards.logits import TokenText
+from interplab.models.tokens import TokenText
 from interplab.dashboards.quantiles import Histogram, QuantileSampler, bucket_label
 from interplab.dashboards.scan import TopScan
 from interplab.dashboards.topk import TopKTracker

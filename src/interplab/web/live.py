@@ -81,6 +81,7 @@ class LiveInference:
         import torch
 
         from interplab.models.interventions import run_to_capture
+        from interplab.models.tokens import token_texts
 
         with self._lock:
             lm, sae = self._load(rec)
@@ -92,7 +93,8 @@ class LiveInference:
             with torch.no_grad():
                 latents_SF = sae.encode(acts_SD.to(device=sae.device, dtype=sae.dtype))
             ids = batch["input_ids"][0].tolist()
-            tokens = [str(lm.tokenizer.decode([i])) for i in ids]
+            text_of = token_texts(lm.tokenizer)
+            tokens = [text_of(i) for i in ids]
         return _top_latents(tokens, latents_SF, top_n)
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from interplab.dashboards.logits import logit_effects, token_texts, unembedding_of
+from interplab.dashboards.logits import logit_effects, unembedding_of
+from interplab.models.tokens import token_texts
 from interplab.dashboards.nearest import nearest_all, nearest_latents, unit_rows
 
 
