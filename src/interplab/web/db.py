@@ -270,6 +270,13 @@ class DashboardDB:
             for key, value in (state or {}).items():
                 _set_state(conn, sae_id, key, value)
 
+    def clear_latents(self, sae_id: int) -> None:
+        """Drop an SAE's latent rows (statistics, examples, search tokens) and its build state, in one
+        transaction; the SAE row and its explanations stay. Used when a build starts over."""
+        with self.engine.begin() as conn:
+            for table in (features, examples, feature_tokens, build_state):
+                conn.execute(delete(table).where(table.c.sae_id == sae_id))
+
     def n_features(self, sae_id: int) -> int:
         with self.engine.connect() as conn:
             return int(conn.execute(select(func.count()).where(features.c.sae_id == sae_id)).scalar_one())

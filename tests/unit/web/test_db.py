@@ -81,3 +81,16 @@ def test_opening_a_missing_database_for_reading_names_the_fix(tmp_path: Path) ->
     with pytest.raises(InterplabError, match="interplab dashboards"):
         DashboardDB(tmp_path / "nope.db", create=False)
     assert not (tmp_path / "nope.db").exists()
+
+
+def test_clear_latents_drops_rows_and_state_but_keeps_the_sae_and_explanations(tmp_path: Path) -> None:
+    db = DashboardDB(tmp_path / "d.db")
+    sae_id, other = db.upsert_sae(_sae()), db.upsert_sae(_sae("other"))
+    for i in (sae_id, other):
+        db.write_latents(i, [_feature(0)], [_example(0, 0, "cat")], state={"done": 1})
+    db.write_explanation(sae_id, 0, "cats", "tiny-llm")
+    db.clear_latents(sae_id)
+    assert db.n_features(sae_id) == 0 and db.get_examples(sae_id, 0) == []
+    assert db.get_state(sae_id, "done") is None and db.search_by_token("cat", sae_id=sae_id) == []
+    assert db.get_sae(sae_id) is not None and db.get_explanations(sae_id, 0)[0].text == "cats"
+    assert db.n_features(other) == 1 and db.get_state(other, "done") == 1
