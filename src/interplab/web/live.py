@@ -81,7 +81,6 @@ class LiveInference:
         import torch
 
         from interplab.models.interventions import run_to_capture
-        from interplab.models.tokens import token_texts
 
         with self._lock:
             lm, sae = self._load(rec)
@@ -92,10 +91,28 @@ class LiveInference:
                                      f"SAE {rec.name!r} reads d_in={sae.cfg.d_in}")
             with torch.no_grad():
                 latents_SF = sae.encode(acts_SD.to(device=sae.device, dtype=sae.dtype))
-            ids = batch["input_ids"][0].tolist()
-            text_of = token_texts(lm.tokenizer)
-            tokens = [text_of(i) for i in ids]
+            tokens = token_texts(lm, text, batch["input_ids"][0].tolist(), self.max_tokens)
         return _top_latents(tokens, latents_SF, top_n)
+
+
+def token_texts(lm: LoadedModel, text: str, ids: list[int], max_tokens: int) -> list[str]:
+    """Each token as the piece of `text` it covers, the whitespace before it included, so the pieces join
+    back into the text (WordPiece's "cat" after "the" shows as " cat"). Special tokens, and tokenizers
+    without offsets, fall back to decoding the single id."""
+    try:
+        enc = lm.tokenizer(text, truncation=True, max_length=max_tokens, return_offsets_mapping=True)
+    except NotImplementedError:  # slow (Python) tokenizers have no offsets
+        return [str(lm.tokenizer.decode([i])) for i in ids]
+    if list(enc["input_ids"]) != ids:
+        return [str(lm.tokenizer.decode([i])) for i in ids]
+    pieces, prev_end = [], 0
+    for i, (start, end) in zip(ids, enc["offset_mapping"], strict=True):
+        if end > max(start, prev_end):
+            pieces.append(text[prev_end:end])
+            prev_end = end
+        else:  # special token, or a second piece of one character (byte-level BPE of an emoji)
+            pieces.append(str(lm.tokenizer.decode([i])))
+    return pieces
 
 
 def _top_latents(tokens: list[str], latents_SF: torch.Tensor, top_n: int) -> LiveResult:

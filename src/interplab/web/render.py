@@ -26,6 +26,26 @@ def display_token(token: str) -> str:
     return "".join(_TOKEN_MARKS.get(ch, ch) for ch in token)
 
 
+_SPACE_LED = (" ", "Ġ", "▁", "\n", "\t", "Ċ")
+_WORDPIECE_SPECIALS = {"[CLS]", "[SEP]", "[PAD]", "[MASK]", "[UNK]"}
+
+
+def looks_wordpiece(tokens: list[str]) -> bool:
+    """Tokens decoded one by one from a WordPiece (BERT) tokenizer: no piece carries its space, and words
+    continue with "##". Byte-level BPE / SentencePiece contexts always have space-led pieces."""
+    if any(t.startswith(_SPACE_LED) for t in tokens):
+        return False
+    return any(t.startswith("##") or t in _WORDPIECE_SPECIALS for t in tokens) or sum(t.isalpha() for t in tokens) >= 3
+
+
+def spaced_tokens(tokens: list[str]) -> list[str]:
+    """WordPiece contexts with the spaces a reader expects ("##" continues a word, anything else starts one);
+    other tokenizers' pieces are returned unchanged."""
+    if not looks_wordpiece(tokens):
+        return tokens
+    return [t[2:] if t.startswith("##") and len(t) > 2 else (t if i == 0 else " " + t) for i, t in enumerate(tokens)]
+
+
 def opacity(value: float, max_value: float) -> str:
     """Background alpha in [0, 1] for a token: its activation over the latent's maximum."""
     if max_value <= 0 or not math.isfinite(value) or value <= 0:
@@ -44,7 +64,8 @@ def fmt(value: float | None, digits: int = 3) -> str:
 
 def token_cells(tokens: list[str], acts: list[float], max_value: float) -> list[tuple[str, str, str]]:
     """(shown text, background alpha, title) per token; computed here once, not per token in Jinja."""
-    return [(display_token(t), opacity(a, max_value), fmt(a)) for t, a in zip(tokens, acts, strict=False)]
+    shown = spaced_tokens(tokens)
+    return [(display_token(t), opacity(a, max_value), fmt(a)) for t, a in zip(shown, acts, strict=False)]
 
 
 @dataclass

@@ -57,8 +57,8 @@ def test_live_inference_equals_a_direct_encode_of_the_captured_activations(clien
         lm.model(**batch)
     with torch.no_grad():
         latents_SF = sae.encode(acts[HOOK][0])
-    ids = batch["input_ids"][0].tolist()
-    assert [t["token"] for t in res["tokens"]] == [lm.tokenizer.decode([i]) for i in ids]
+    assert len(res["tokens"]) == batch["input_ids"].shape[1]
+    assert "".join(t["token"] for t in res["tokens"]) == text  # pieces of the text, spaces included
     for token, row_F in zip(res["tokens"], latents_SF, strict=True):
         vals, idx = row_F.topk(4)
         expected = [(int(i), float(v)) for v, i in zip(vals, idx, strict=True) if v > 0]
@@ -66,6 +66,16 @@ def test_live_inference_equals_a_direct_encode_of_the_captured_activations(clien
         assert [i for i, _ in got] == [i for i, _ in expected]
         torch.testing.assert_close(torch.tensor([v for _, v in got]), torch.tensor([v for _, v in expected]))
     assert any(t["latents"] for t in res["tokens"])
+
+
+def test_live_tokens_are_pieces_of_the_text_with_specials_decoded(minilm) -> None:
+    from interplab.web.live import token_texts
+
+    text = "The cat   sat. <b>"
+    ids = minilm.tokenize(text)["input_ids"][0].tolist()
+    pieces = token_texts(minilm, text, ids, 256)
+    assert pieces[0] == "[CLS]" and pieces[-1] == "[SEP]" and "".join(pieces[1:-1]) == text
+    assert pieces[2] == " cat" and pieces[3] == "   sat"
 
 
 def test_live_inference_names_the_missing_sae_file(web_data, tmp_path) -> None:
