@@ -1,0 +1,114 @@
+"""`interplab dashboards` end to end on a tiny gpt2 store: rows read back, resume rules, bad input."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from interplab.activations import ActivationStore
+from interplab.cli import app
+from interplab.common import InterplabError
+from interplab.saes import load_sae
+from interplab.web.db import DashboardDB
+
+runner = CliRunner()
+
+
+def _args(model_dir, store, db, *extra: str) -> list[str]:
+    return ["dashboards", "--store", str(store), "--db", str(db), "--model", str(model_dir), "--top-k", "4",
+            "--window", "3", "--batch-tokens", "64", "--write-batch", "16", *extra]
+
+
+def test_cli_builds_a_database_whose_rows_read_back(gpt2_store, random_sae, tmp_path):
+    model_dir, store = gpt2_store
+    db_path = tmp_path / "d.db"
+    res = runner.invoke(app, _args(model_dir, store, db_path, "--sae", str(random_sae)))
+    assert res.exit_code == 0, res.output
+    assert "48 latents" in res.output
+    db = DashboardDB(db_path, create=False)
+    (rec,) = db.list_saes()
+    assert (rec.name, rec.d_in, rec.d_sae, rec.arch, rec.hook) == ("sae", 64, 48, "relu", "blocks.0.resid_post")
+    assert rec.n_tokens == ActivationStore.open(store).n_tokens and rec.model == str(model_dir)
+    assert rec.id is not None and db.n_features(rec.id) == 48 and db.get_state(rec.id, "done") == 48
+
+    sae = load_sae(random_sae)
+    shards = list(ActivationStore.open(store).iter_shards())
+    tokens, mask = torch.cat([s.tokens for s in shards]), torch.cat([s.mask for s in shards])
+    latents = sae.encode(torch.cat([s.acts for s in shards])).detach()
+    f = int(((latents > 0) & mask[..., None]).sum((0, 1)).argmax())
+    feat = db.get_feature(rec.id, f)
+    assert feat is not None and feat.max_act == pytest.approx(float(latents[mask][:, f].max()))
+    assert sum(feat.hist_counts) == int((latents[mask][:, f] > 0).sum())
+    assert len(feat.logits_pos) == 10 and len(feat.neighbours) == 10
+    top = db.get_examples(rec.id, f, "top")
+    assert [e.rank for e in top] == [0, 1, 2, 3]
+    assert [e.max_act for e in top] == sorted((e.max_act for e in top), reverse=True)
+    best = top[0]
+    row, pos = divmod(best.position, tokens.shape[1])
+    assert best.max_act == pytest.approx(float(latents[row, pos, f]))
+    assert len(best.tokens) == len(best.acts) == len(best.token_ids) <= 7
+    assert best.token_ids[best.acts.index(max(best.acts))] == int(tokens[row, pos])
+    assert max(best.acts) == pytest.approx(best.max_act, abs=1e-4)
+    quant = db.get_examples(rec.id, f, "quantile")
+    assert quant and all(e.bucket is not None for e in quant)
+    assert db.search_by_token(best.tokens[best.acts.index(max(best.acts))], sae_id=rec.id)
+
+
+def test_resume_flag_on_a_fresh_database_builds_and_on_a_complete_one_does_nothing(gpt2_store, random_sae,
+                                                                                    tmp_path):
+    model_dir, store = gpt2_store
+    db_path = tmp_path / "d.db"
+    args = _args(model_dir, store, db_path, "--sae", str(random_sae), "--resume")
+    assert runner.invoke(app, args).exit_code == 0
+    before = hashlib.sha256(db_path.read_bytes()).hexdigest()
+    again = runner.invoke(app, args)
+    assert again.exit_code == 0 and "already complete" in again.output
+    assert hashlib.sha256(db_path.read_bytes()).hexdigest() == before
+
+    taken = runner.invoke(app, _args(model_dir, store, db_path, "--sae", str(random_sae)))
+    assert isinstance(taken.exception, InterplabError) and "--resume" in str(taken.exception)
+    other = runner.invoke(app, _args(model_dir, store, db_path, "--sae", str(random_sae), "--resume", "--top-k", "3"))
+    assert isinstance(other.exception, InterplabError) and "--overwrite" in str(other.exception)
+    rebuilt = runner.invoke(app, _args(model_dir, store, db_path, "--sae", str(random_sae), "--overwrite",
+                                       "--top-k", "3"))
+    assert rebuilt.exit_code == 0, rebuilt.output
+    db = DashboardDB(db_path)
+    assert len(db.list_saes()) == 1 and len(db.get_examples(1, 0, "top")) <= 3
+
+
+def test_wrong_d_in_is_a_one_line_error_and_leaves_the_database_untouched(gpt2_store, random_sae, sae_factory,
+                                                                           tmp_path):
+    model_dir, store = gpt2_store
+    db_path = tmp_path / "d.db"
+    assert runner.invoke(app, _args(model_dir, store, db_path, "--sae", str(random_sae))).exit_code == 0
+    before = hashlib.sha256(db_path.read_bytes()).hexdigest()
+    wrong = sae_factory(tmp_path / "wrong", 32, 16, x_norm=1.0)
+    res = runner.invoke(app, _args(model_dir, store, db_path, "--sae", str(wrong), "--name", "sae"))
+    assert isinstance(res.exception, InterplabError)
+    msg = str(res.exception)
+    assert "\n" not in msg and "d_in=32" in msg and "d=64" in msg and "pass the store the SAE was trained on" in msg
+    assert hashlib.sha256(db_path.read_bytes()).hexdigest() == before
+    fresh = tmp_path / "never.db"
+    assert isinstance(runner.invoke(app, _args(model_dir, store, fresh, "--sae", str(wrong))).exception,
+                      InterplabError)
+    assert not fresh.exists()
+
+
+def test_neurons_get_dashboards_of_the_raw_hook_dimensions(gpt2_store, tmp_path):
+    model_dir, store = gpt2_store
+    db_path = tmp_path / "d.db"
+    res = runner.invoke(app, _args(model_dir, store, db_path, "--neurons"))
+    assert res.exit_code == 0, res.output
+    db = DashboardDB(db_path)
+    (rec,) = db.list_saes()
+    assert rec.arch == "neurons" and rec.d_sae == rec.d_in == 64 and rec.id is not None
+    acts = ActivationStore.open(store).valid_activations()
+    feat = db.get_feature(rec.id, 5)
+    assert feat is not None and feat.max_act == pytest.approx(float(acts[:, 5].max()))
+    assert feat.frequency == pytest.approx(float((acts[:, 5] > 0).float().mean()))
+    assert feat.neighbours == [] and len(feat.logits_pos) == 10
+    both = runner.invoke(app, _args(model_dir, store, db_path, "--neurons", "--sae", str(tmp_path)))
+    assert isinstance(both.exception, InterplabError) and "exactly one" in str(both.exception)
