@@ -125,9 +125,12 @@ _LIST = re.compile(r"\[([^\[\]]*)\]")
 
 
 def parse_judgement(reply: str, n: int) -> list[int] | None:
-    """The first bracketed list of n 0/1 values in the reply (also 'yes'/'no', 'true'/'false'); else None."""
+    """The last bracketed list of n 0/1 values in the reply (also 'yes'/'no', 'true'/'false'); else None.
+
+    The last one, because judges that reason first put their final answer at the end.
+    """
     words = {"1": 1, "0": 0, "yes": 1, "no": 0, "true": 1, "false": 0}
-    for body in _LIST.findall(reply):
+    for body in reversed(_LIST.findall(reply)):
         items = [item.strip().strip("'\"").lower() for item in body.split(",") if item.strip()]
         if len(items) == n and all(item in words for item in items):
             return [words[item] for item in items]

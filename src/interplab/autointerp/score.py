@@ -37,6 +37,9 @@ class ScoreConfig:
     """Examples per class at most (cost control)."""
     seed: int = 0
     """Seed for shuffling and random fuzzing marks."""
+    max_tokens: int | None = None
+    """Judge reply cap; None allows just the list (8 + 4 tokens per example). Raise it for judges
+    that reason before answering."""
 
 
 @dataclass
@@ -72,7 +75,7 @@ def _judge(client: ExplainerClient, items: list[tuple[Any, int]], build, cfg: Sc
     labels, preds, failures = [], [], 0
     for start in range(0, len(items), cfg.batch_size):
         batch = items[start : start + cfg.batch_size]
-        reply = client.complete(build(batch), max_tokens=8 + 4 * len(batch))
+        reply = client.complete(build(batch), max_tokens=cfg.max_tokens or 8 + 4 * len(batch))
         judged = parse_judgement(reply, len(batch))
         if judged is None:
             failures += 1

@@ -40,5 +40,6 @@ def test_explanation_parsing_takes_the_last_explanation_line_or_falls_back():
 def test_judgement_parsing_needs_a_list_of_the_right_length():
     assert parse_judgement("Sure: [1, 0, 1]", 3) == [1, 0, 1]
     assert parse_judgement("[yes, no]", 2) == [1, 0]
+    assert parse_judgement("first guess [0, 0], final answer [1, 1]", 2) == [1, 1]
     assert parse_judgement("[1, 0]", 3) is None
     assert parse_judgement("no list here", 1) is None
