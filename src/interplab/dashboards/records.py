@@ -15,10 +15,10 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from interplab.models.tokens import TokenText
 from interplab.dashboards.quantiles import Histogram, QuantileSampler, bucket_label
 from interplab.dashboards.scan import TopScan
 from interplab.dashboards.topk import TopKTracker
+from interplab.models.tokens import TokenText
 from interplab.web.db import ExampleRecord, FeatureRecord
 
 
