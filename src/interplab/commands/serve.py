@@ -1,4 +1,4 @@
-"""`interplab serve`: the dashboards web UI (feature pages, search, live inference, reports) with uvicorn."""
+"""`interplab serve`: the dashboards web UI (feature pages, search, live inference, steering, reports) with uvicorn."""
 
 from __future__ import annotations
 
@@ -36,6 +36,7 @@ def serve(
     host: str = typer.Option("127.0.0.1", help="Interface to bind; the default keeps the UI on this machine."),
     reports: Path | None = typer.Option(None, help="Folder searched for probe / toy-model reports (index.json)."),
     device: str | None = typer.Option(None, help="Device for live inference: cpu, cuda, ... (default: auto)."),
+    vectors: Path | None = typer.Option(None, help="Folder of steering vectors (`interplab steer build`) for /steer."),
 ) -> None:
     """Serve the feature dashboards of a database on http://HOST:PORT (Ctrl-C to stop)."""
     import uvicorn
@@ -50,7 +51,10 @@ def serve(
     sae_paths = match_sae_folder(database.list_saes(), sae) if sae is not None else None
     if reports is not None and not reports.is_dir():
         raise InterplabError(f"--reports {reports} is not a folder")
-    app = create_app(database, sae_paths=sae_paths, model=model, reports_dir=reports, device=device)
+    if vectors is not None and not vectors.is_dir():
+        raise InterplabError(f"--vectors {vectors} is not a folder")
+    app = create_app(database, sae_paths=sae_paths, model=model, reports_dir=reports, device=device,
+                     vectors_dir=vectors)
     if host not in LOOPBACK:
         console.print(f"[yellow]warning:[/] binding {host}: the UI (and live inference) is reachable from the network")
     shown = f"[{host}]" if ":" in host else host

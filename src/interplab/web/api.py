@@ -1,4 +1,4 @@
-"""The JSON API under /api: SAEs, latents, search, live inference, reports. Errors are {"detail": ...}."""
+"""The JSON API under /api: SAEs, latents, search, live inference, steering, reports. Errors are {"detail": ...}."""
 
 from __future__ import annotations
 
@@ -20,8 +20,12 @@ from interplab.web.schemas import (
     ReportSummary,
     SaeOut,
     SearchResults,
+    SteerRequest,
+    SteerResponse,
+    SteerVectorOut,
 )
 from interplab.web.state import WebState
+from interplab.web.steer import SteerInputError, run_steer, vector_infos
 
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorOut, "description": "unknown SAE or latent"}}
 Order = Literal["idx", "frequency", "max_act"]
@@ -37,6 +41,23 @@ def live_response(state: WebState, req: LiveRequest) -> LiveResponse:
     tokens = [LiveToken(token=t, latents=[LatentValue(idx=i, value=v) for i, v in zip(ids, vals, strict=True)])
               for t, ids, vals in zip(result.tokens, result.top_idx, result.top_val, strict=True)]
     return LiveResponse(sae_id=req.sae_id, model=state.live.model_name(rec), hook=rec.hook, tokens=tokens)
+
+
+def steer_response(state: WebState, req: SteerRequest) -> SteerResponse:
+    """Run the steering playground; a request the model cannot serve is a 400, a load failure a 503."""
+    try:
+        return run_steer(state, req)
+    except SteerInputError as exc:
+        raise HTTPException(status_code=400, detail=str(exc)) from None
+    except InterplabError as exc:
+        raise HTTPException(status_code=503, detail=str(exc)) from None
+
+
+STEER_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorOut, "description": "the model cannot generate (not a causal LM), or the prompt is too long"},
+    404: {"model": ErrorOut, "description": "unknown SAE, latent or vector"},
+    503: {"model": ErrorOut, "description": "SAE, vector or model cannot be loaded"},
+}
 
 
 def api_router(state: WebState) -> APIRouter:
@@ -71,6 +92,16 @@ def api_router(state: WebState) -> APIRouter:
                  responses={**NOT_FOUND, 503: {"model": ErrorOut, "description": "SAE or model cannot be loaded"}})
     def live(req: LiveRequest) -> LiveResponse:
         return live_response(state, req)
+
+    @router.post("/steer", response_model=SteerResponse, responses=STEER_ERRORS)
+    def steer(req: SteerRequest) -> SteerResponse:
+        """Greedy completions of the prompt without and with the steering vector (one per coefficient)."""
+        return steer_response(state, req)
+
+    @router.get("/steer/vectors", response_model=list[SteerVectorOut])
+    def steer_vectors() -> list[SteerVectorOut]:
+        """The vector files of the server's --vectors folder (empty without one)."""
+        return vector_infos(state.vectors_dir)
 
     @router.get("/reports", response_model=list[ReportSummary])
     def reports() -> list[ReportSummary]:

@@ -57,19 +57,22 @@ def _add_error_handlers(app: FastAPI, pages: Pages) -> None:
 
 def create_app(db: DashboardDB | str | Path, *, sae_paths: Mapping[int, str | Path] | None = None,
                model: str | None = None, reports_dir: str | Path | None = None,
-               device: str | None = None) -> FastAPI:
+               device: str | None = None, vectors_dir: str | Path | None = None) -> FastAPI:
     """The dashboards web app over `db` (a DashboardDB, a SQLite path or a SQLAlchemy URL).
 
     sae_paths: SAE id -> SAE folder for live inference (default: the `path` column of the saes table).
     model: model name or folder for live inference (default: the `model` column).
     reports_dir: folder searched for report folders (those holding index.json) shown under /reports.
+    vectors_dir: folder of steering vector files (`interplab steer build`) offered by the steering playground.
     """
     database = db if isinstance(db, DashboardDB) else DashboardDB(db, create=False)
     state = WebState(db=database, live=LiveInference(sae_paths, model=model, device=device),
-                     reports_dir=Path(reports_dir) if reports_dir is not None else None)
+                     reports_dir=Path(reports_dir) if reports_dir is not None else None,
+                     vectors_dir=Path(vectors_dir) if vectors_dir is not None else None)
     pages = Pages()
     app = FastAPI(title=TITLE, version=VERSION, docs_url=None, redoc_url=None, openapi_url="/api/openapi.json",
-                  description="Feature dashboards of sparse autoencoders: latents, examples, search, live inference.")
+                  description="Feature dashboards of sparse autoencoders: latents, examples, search, live inference, "
+                              "steering.")
     app.state.web = state
     app.include_router(api_router(state))
     app.include_router(page_router(state, pages))

@@ -7,7 +7,8 @@
    (`run_to_capture`), and `SAE.encode` gives the latents of every token.
 3. Per token, the `top_n` largest latents with value > 0 are returned.
 
-One lock serialises loading and inference: hooks are registered on the shared model per call.
+One lock serialises loading and inference: hooks are registered on the shared model per call. The steering
+playground (web/steer.py) takes the same lock and the same loaded models, so a model is loaded once.
 """
 
 from __future__ import annotations
@@ -48,7 +49,8 @@ class LiveInference:
         self.max_tokens = max_tokens
         self._models: dict[str, LoadedModel] = {}
         self._saes: dict[int, SAE] = {}
-        self._lock = threading.Lock()
+        self._causal: dict[str, bool | None] = {}  # model name -> causal LM? (from its config), cached
+        self.lock = threading.Lock()
 
     def model_name(self, rec: SaeRecord) -> str:
         return self.model_override or rec.model
@@ -56,8 +58,8 @@ class LiveInference:
     def sae_path(self, rec: SaeRecord) -> Path:
         return self.sae_paths.get(rec.id or 0, Path(rec.path))
 
-    def _load(self, rec: SaeRecord) -> tuple[LoadedModel, SAE]:
-        from interplab.models.loading import load_model
+    def load(self, rec: SaeRecord) -> tuple[LoadedModel, SAE]:
+        """The (model, SAE) of an SAE row, loaded on first use; call it holding `self.lock`."""
         from interplab.saes.io import load_sae
 
         sae_id = rec.id or 0
@@ -71,10 +73,38 @@ class LiveInference:
                     f"live inference needs the weights of SAE {rec.name!r}, but there is no SAE at {path}; "
                     "start the server with `interplab serve --db ... --sae <folder>`")
             self._saes[sae_id] = load_sae(path, device=self.device)
-        name = self.model_name(rec)
+        return self.model(self.model_name(rec)), self._saes[sae_id]
+
+    def model(self, name: str) -> LoadedModel:
+        """The model `name` (hub id or folder), loaded on first use; call it holding `self.lock`."""
+        from interplab.models.loading import load_model
+
         if name not in self._models:
             self._models[name] = load_model(name, device=self.device)
-        return self._models[name], self._saes[sae_id]
+        return self._models[name]
+
+    def known_causal(self, name: str) -> bool | None:
+        """Whether `name` is a causal LM, if already known (loaded, or its config read); never loads."""
+        if name in self._models:
+            return self._models[name].is_causal
+        return self._causal.get(name)
+
+    def is_causal(self, name: str) -> bool | None:
+        """Whether `name` is a causal LM, from its config.json on this machine (no download, no weights);
+        None when the config cannot be read here (the model then loads on the first request)."""
+        known = self.known_causal(name)
+        if known is not None or name in self._causal:
+            return known
+        from transformers import AutoConfig
+
+        from interplab.models.loading import _is_causal_config, resolve_source
+
+        try:
+            config = AutoConfig.from_pretrained(resolve_source(name), local_files_only=True)
+            self._causal[name] = _is_causal_config(config)
+        except (OSError, ValueError, InterplabError):
+            self._causal[name] = None
+        return self._causal[name]
 
     def run(self, rec: SaeRecord, text: str, top_n: int = 5) -> LiveResult:
         """Tokens of `text` and, per token, the top_n firing latents of this SAE."""
@@ -82,8 +112,8 @@ class LiveInference:
 
         from interplab.models.interventions import run_to_capture
 
-        with self._lock:
-            lm, sae = self._load(rec)
+        with self.lock:
+            lm, sae = self.load(rec)
             batch = lm.tokenize(text, max_length=self.max_tokens)
             acts_SD = run_to_capture(lm.model, batch, rec.hook)[rec.hook][0]
             if acts_SD.shape[-1] != sae.cfg.d_in:

@@ -1,4 +1,4 @@
-"""Server-rendered HTML pages: SAE list, latent list, feature page, search, live inference, reports."""
+"""Server-rendered HTML pages: SAE list, latent list, feature page, search, live inference, steering, reports."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import FileResponse, HTMLResponse
+from pydantic import ValidationError
 
-from interplab.web.api import live_response
+from interplab.web.api import live_response, steer_response
 from interplab.web.render import Pages
 from interplab.web.reports import (
     SERVED_SUFFIXES,
@@ -19,8 +20,9 @@ from interplab.web.reports import (
     read_csv_table,
     resolve_inside,
 )
-from interplab.web.schemas import LiveRequest, LiveResponse
+from interplab.web.schemas import LiveRequest, LiveResponse, SteerRequest
 from interplab.web.state import NotFound, WebState
+from interplab.web.steer import not_causal_message, vector_infos
 
 PER_PAGE = 100
 
@@ -47,8 +49,54 @@ def _live_view(result: LiveResponse) -> dict[str, Any]:
     return {"result": result, "strongest": strongest, "max_value": max(strongest, default=0.0)}
 
 
+def _steer_source(source: str | None, sae_id: int | None, vector: str | None) -> tuple[int | None, str | None]:
+    """(sae_id, vector) from the form's `source` ("sae:3" / "vector:name") or the plain query parameters."""
+    if source and source.startswith("sae:") and source[4:].isdigit():
+        return int(source[4:]), None
+    if source and source.startswith("vector:"):
+        return None, source[7:]
+    return (None, vector) if vector else (sae_id, None)
+
+
+def _steer_warning(state: WebState, sae_id: int | None, vector: str | None) -> str | None:
+    """The encoder warning for the chosen source, when its model's config says it is not a causal LM."""
+    model: str | None = state.live.model_override
+    if vector is not None:
+        model = model or next((v.model for v in vector_infos(state.vectors_dir) if v.name == vector), None)
+    elif sae_id is not None and (rec := state.db.get_sae(sae_id)) is not None:
+        model = state.live.model_name(rec)
+    return not_causal_message(model) if model and state.live.is_causal(model) is False else None
+
+
+def _parse_coefs(text: str) -> list[float]:
+    try:
+        return [float(c) for c in text.replace(",", " ").split()]
+    except ValueError:
+        raise ValueError(f"more coefficients: {text!r} is not a list of numbers like -8, 4, 16") from None
+
+
+def _steer_view(state: WebState, form: dict[str, Any]) -> tuple[dict[str, Any], int]:
+    """Run the form when it has a prompt: ({result, error}, status); bad input shows as the error."""
+    if not form["prompt"]:
+        return {"result": None, "error": None}, 200
+    try:
+        req = SteerRequest(sae_id=form["sae_id"], latent=None if form["vector"] else form["latent"],
+                           vector=form["vector"], coef=form["coef"], coefs=_parse_coefs(form["coefs"]),
+                           prompt=form["prompt"], max_new_tokens=form["max_new_tokens"])
+        return {"result": steer_response(state, req), "error": None}, 200
+    except ValidationError as exc:
+        parts = [f"{'.'.join(str(p) for p in e['loc']) or 'request'}: {e['msg']}" for e in exc.errors()]
+        return {"result": None, "error": "; ".join(parts)}, 400
+    except ValueError as exc:
+        return {"result": None, "error": str(exc)}, 400
+    except NotFound as exc:
+        return {"result": None, "error": str(exc)}, 404
+    except HTTPException as exc:
+        return {"result": None, "error": str(exc.detail)}, exc.status_code
+
+
 def page_router(state: WebState, pages: Pages) -> APIRouter:
-    """/, /sae/{id}, /sae/{id}/feature/{idx}, /search and /live."""
+    """/, /sae/{id}, /sae/{id}/feature/{idx}, /search, /live and /steer."""
     router = APIRouter(include_in_schema=False, default_response_class=HTMLResponse)
 
     @router.get("/")
@@ -67,7 +115,10 @@ def page_router(state: WebState, pages: Pages) -> APIRouter:
     @router.get("/sae/{sae_id}/feature/{idx}")
     def feature_page(sae_id: int, idx: int) -> HTMLResponse:
         sae = state.sae(sae_id)
-        return pages.render("feature.html", sae=sae, f=state.feature(sae_id, idx))
+        model = state.live.model_name(sae)
+        # only what is already known (a loaded model, a read config): this page never loads a model
+        steer_note = not_causal_message(model) if state.live.known_causal(model) is False else None
+        return pages.render("feature.html", sae=sae, f=state.feature(sae_id, idx), steer_note=steer_note)
 
     @router.get("/search")
     def search_page(q: str = Query("", max_length=200), sae_id: int | None = None) -> HTMLResponse:
@@ -87,6 +138,21 @@ def page_router(state: WebState, pages: Pages) -> APIRouter:
             except HTTPException as exc:
                 view = {"result": None, "error": str(exc.detail)}
         return pages.render("live.html", saes=saes, sae_id=sae_id, text=text, top_n=top_n, **view)
+
+    @router.get("/steer")
+    def steer_page(source: str | None = Query(None, max_length=320), sae_id: int | None = None,
+                   latent: int | None = None, vector: str | None = Query(None, max_length=300),
+                   coef: float = 8.0, coefs: str = Query("", max_length=200), prompt: str = Query("", max_length=2000),
+                   max_new_tokens: int = 24) -> HTMLResponse:
+        saes, vectors = state.db.list_saes(), vector_infos(state.vectors_dir)
+        sae_id, vector = _steer_source(source, sae_id, vector)
+        if sae_id is None and vector is None and saes:
+            sae_id = saes[0].id
+        form = {"sae_id": sae_id, "vector": vector, "latent": latent, "coef": coef, "coefs": coefs,
+                "prompt": prompt, "max_new_tokens": max_new_tokens}
+        view, status = _steer_view(state, form)
+        return pages.render("steer.html", status_code=status, saes=saes, vectors=vectors, form=form,
+                            warning=_steer_warning(state, sae_id, vector), **view)
 
     return router
 

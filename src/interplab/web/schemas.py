@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from interplab.web.db import ExampleRecord, ExplanationRecord, FeatureHit, FeatureRecord, SaeRecord
 
@@ -141,6 +141,66 @@ class LiveResponse(BaseModel):
     model: str
     hook: str
     tokens: list[LiveToken]
+
+
+Coef = Annotated[float, Field(ge=-1000, le=1000)]
+
+
+class SteerRequest(BaseModel):
+    """A steering-playground run: `prompt` completed greedily without and with a steering vector, which is
+    an SAE latent's decoder row (`sae_id` + `latent`) or a vector file of the server's `--vectors` folder."""
+
+    sae_id: int | None = Field(default=None, description="SAE whose decoder row is added (with latent)")
+    latent: int | None = Field(default=None, ge=0, description="latent of that SAE; its unit-norm decoder row")
+    vector: str | None = Field(default=None, min_length=1, max_length=300,
+                               description="instead of an SAE latent: a vector file, named as in GET /api/steer/vectors")
+    coef: Coef = Field(default=8.0, description="coefficient: coef * vector is added at every position")
+    coefs: list[Coef] = Field(default_factory=list, max_length=8,
+                              description="more coefficients to try after coef (a quick sweep)")
+    prompt: str = Field(min_length=1, max_length=2000)
+    max_new_tokens: int = Field(default=24, ge=1, le=128)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> SteerRequest:
+        if self.vector is None and (self.sae_id is None or self.latent is None):
+            raise ValueError("give sae_id and latent (an SAE latent), or vector (a vector file)")
+        if self.vector is not None and self.latent is not None:
+            raise ValueError("give either an SAE latent (sae_id, latent) or a vector file, not both")
+        return self
+
+    def all_coefs(self) -> list[float]:
+        """coef, then the sweep's coefficients, each once, in order."""
+        return list(dict.fromkeys([self.coef, *self.coefs]))
+
+
+class SteerGeneration(BaseModel):
+    coef: float = Field(description="0 for the unsteered generation")
+    text: str = Field(description="the greedy completion (new text only)")
+    n_new_tokens: int
+    perplexity: float | None = Field(
+        description="perplexity of the completion under the unsteered model, given the prompt; null without tokens")
+
+
+class SteerResponse(BaseModel):
+    sae_id: int | None
+    latent: int | None
+    vector: str | None
+    model: str
+    hook: str
+    vector_norm: float = Field(description="norm of the added vector at coef 1 (1 for an SAE latent's unit row)")
+    prompt: str
+    max_new_tokens: int
+    unsteered: SteerGeneration
+    steered: list[SteerGeneration] = Field(description="one per coefficient: coef, then coefs")
+
+
+class SteerVectorOut(BaseModel):
+    """A steering vector file of the server's --vectors folder."""
+
+    name: str = Field(description="path relative to the vectors folder, without .safetensors")
+    hook: str
+    d: int
+    model: str | None = Field(description="the model it was built on, when its metadata says")
 
 
 class ReportSummary(BaseModel):

@@ -29,6 +29,7 @@ class WebState:
     db: DashboardDB
     live: LiveInference
     reports_dir: Path | None
+    vectors_dir: Path | None = None
 
     def sae(self, sae_id: int) -> SaeRecord:
         rec = self.db.get_sae(sae_id)

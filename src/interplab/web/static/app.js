@@ -1,4 +1,4 @@
-// interplab dashboards: live inference without a page reload. Model text is only ever set with
+// interplab dashboards: live inference and steering without a page reload. Model text is only ever set with
 // textContent (never innerHTML), so a token like <script> shows as text.
 "use strict";
 
@@ -65,7 +65,87 @@ async function runLive(event) {
   }
 }
 
+function fmt2(value) {
+  if (value === null || value === undefined) return "n/a";
+  return value !== 0 && (Math.abs(value) < 1e-2 || Math.abs(value) >= 1e6) ? value.toExponential(2) : value.toFixed(2);
+}
+
+function generationCard(title, g, prompt, id, cls) {
+  const body = el("p", { className: "ctx gen-body" }, [
+    el("span", { className: "gen-prompt", textContent: prompt }),
+    el("span", { className: "gen-text", textContent: g.text }),
+  ]);
+  const stats = el("p", { className: "muted gen-stats",
+    textContent: `${g.n_new_tokens} new tokens \u00b7 perplexity under the unsteered model ${fmt2(g.perplexity)}` });
+  const card = el("section", { className: `gen ${cls}` }, [el("h3", { className: "gen-title", textContent: title }), body, stats]);
+  if (id) card.id = id;
+  card.dataset.coef = String(g.coef);
+  return card;
+}
+
+function renderSteer(data, box) {
+  const source = data.vector ? `vector ${data.vector}` : `latent ${data.latent}`;
+  const meta = el("p", { className: "meta", id: "steer-meta",
+    textContent: `${data.model} \u00b7 ${data.hook} \u00b7 ${source} \u00b7 vector norm ${fmt2(data.vector_norm)}` });
+  const cards = [generationCard("unsteered", data.unsteered, data.prompt, "steer-unsteered", "unsteered")];
+  data.steered.forEach((g) => cards.push(generationCard(`steered, coefficient ${g.coef}`, g, data.prompt, "", "steered")));
+  box.replaceChildren(meta, el("div", { className: "gens" }, cards));
+}
+
+function steerPayload() {
+  const source = document.getElementById("steer-source").value;
+  const coefs = document.getElementById("steer-coefs").value.split(/[\s,]+/).filter((c) => c !== "");
+  if (coefs.some((c) => Number.isNaN(Number(c)))) throw new Error("more coefficients: give numbers like -8, 4, 16");
+  const payload = {
+    coef: Number(document.getElementById("steer-coef").value || 0),
+    coefs: coefs.map(Number),
+    prompt: document.getElementById("steer-prompt").value,
+    max_new_tokens: Number(document.getElementById("steer-max").value) || 24,
+  };
+  if (source.startsWith("vector:")) {
+    payload.vector = source.slice("vector:".length);
+  } else {
+    payload.sae_id = Number(source.slice("sae:".length));
+    const latent = document.getElementById("steer-latent").value;
+    payload.latent = latent === "" ? null : Number(latent);
+  }
+  return payload;
+}
+
+async function runSteer(event) {
+  event.preventDefault();
+  const box = document.getElementById("steer-results");
+  const error = document.getElementById("steer-error");
+  error.hidden = true;
+  box.replaceChildren(el("p", { className: "muted", textContent: "generating\u2026" }));
+  try {
+    const resp = await fetch("/api/steer", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(steerPayload()) });
+    const data = await resp.json();
+    if (!resp.ok) {
+      const detail = typeof data.detail === "string" ? data.detail
+        : data.detail.map((d) => `${d.loc.slice(1).join(".") || "request"}: ${d.msg}`).join("; ");
+      throw new Error(detail);
+    }
+    renderSteer(data, box);
+  } catch (err) {
+    box.replaceChildren();
+    error.textContent = String(err.message || err);
+    error.hidden = false;
+  }
+}
+
+function syncSteerSource() {
+  const latent = document.getElementById("steer-latent");
+  latent.disabled = document.getElementById("steer-source").value.startsWith("vector:");
+}
+
 document.addEventListener("DOMContentLoaded", () => {
   const form = document.getElementById("live-form");
   if (form) form.addEventListener("submit", runLive);
+  const steerForm = document.getElementById("steer-form");
+  if (steerForm) {
+    steerForm.addEventListener("submit", runSteer);
+    document.getElementById("steer-source").addEventListener("change", syncSteerSource);
+    syncSteerSource();
+  }
 });
