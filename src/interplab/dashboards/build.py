@@ -6,14 +6,16 @@
 2. Open the database and decide where to start: a new name starts at latent 0; an existing one
    needs `resume` (continue after the last committed batch, same settings only) or `overwrite`.
 3. Scan the store twice through the encoder, in batches on the device (scan.py): pass 1 streams
-   the top-k contexts and firing statistics, pass 2 the histograms and quantile samples.
+   the top-k contexts and maxima, pass 2 the firing counts, histograms and quantile samples.
 4. Write latents in batches of `write_batch`: statistics, logit effects (logits.py), nearest
    latents by decoder cosine (nearest.py), contexts decoded with the model's tokenizer, and the
    resume state ("done" = latents written), all in one transaction per batch.
 5. Resume: rows and state commit together, so after a kill the database holds whole batches and
-   says how many. The scans are recomputed on resume (not checkpointed): they are deterministic
-   for a given store, SAE, settings and device, so the remaining latents get exactly the rows an
-   uninterrupted build writes. The cost is re-reading the store twice.
+   says how many. The scan state is checkpointed after pass 2 (checkpoint.py, next to a SQLite
+   file), so a resume normally goes straight to writing; without a checkpoint (PostgreSQL URL,
+   killed during the scans, file lost) it rescans. The scans are deterministic for a given store,
+   SAE, settings and device, so either way the remaining latents get exactly the rows an
+   uninterrupted build writes.
 """
 
 from __future__ import annotations
@@ -30,11 +32,12 @@ from torch import Tensor
 
 from interplab.activations.store import ActivationStore
 from interplab.common import InterplabError, get_device, get_logger
+from interplab.dashboards.checkpoint import checkpoint_path, load_scan, save_scan, settings_hash
 from interplab.dashboards.config import DashboardConfig
 from interplab.dashboards.logits import logit_effects, unembedding_of
 from interplab.dashboards.nearest import nearest_latents, unit_rows
 from interplab.dashboards.quantiles import Histogram, QuantileSampler
-from interplab.dashboards.records import LatentExtras, clean_max, example_records, feature_records
+from interplab.dashboards.records import LatentExtras, example_records, feature_records
 from interplab.dashboards.scan import ProgressFn, TopScan, scan_quantiles, scan_top
 from interplab.models.tokens import token_texts
 from interplab.web.db import DashboardDB, SaeRecord
@@ -118,15 +121,40 @@ def _start_latent(db: DashboardDB, name: str, settings: dict[str, Any], n_latent
 
 
 def _open_db(db: DashboardDB | str | Path) -> DashboardDB:
-    return db if isinstance(db, DashboardDB) else DashboardDB(db)
+    """The database, opened (tables created) unless it already is; driver and URL errors become one line."""
+    if isinstance(db, DashboardDB):
+        return db
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        return DashboardDB(db)
+    except (ImportError, SQLAlchemyError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise InterplabError(f"cannot open the database {db} ({first}); pass a SQLite file path in an existing "
+                             "folder or a SQLAlchemy URL whose driver is installed (PostgreSQL: pip install "
+                             "'psycopg[binary]')") from None
 
 
-def _register(db: DashboardDB, name: str, sae_path: Path | None, store: ActivationStore, dic: Dictionary,
-              model: str, n_tokens: int, cfg: DashboardConfig) -> int:
-    h = store.manifest.header
-    rec = SaeRecord(name=name, path=str(sae_path) if sae_path is not None else f"neurons:{store.folder}",
-                    model=model, hook=h.hook, d_in=dic.d_in, d_sae=dic.n_latents, arch=dic.arch,
-                    n_tokens=n_tokens, meta={"store": str(store.folder), "dashboards": cfg.content_dict()})
+@dataclass
+class _Job:
+    """Everything a build needs, validated before the database is opened."""
+
+    store: ActivationStore
+    dic: Dictionary
+    sae_folder: Path | None
+    model: str
+    name: str
+    settings: dict[str, Any]
+    cfg: DashboardConfig
+    device: torch.device
+
+
+def _register(db: DashboardDB, job: _Job, n_tokens: int) -> int:
+    h, dic = job.store.manifest.header, job.dic
+    path = str(job.sae_folder) if job.sae_folder is not None else f"neurons:{job.store.folder}"
+    rec = SaeRecord(name=job.name, path=path, model=job.model, hook=h.hook, d_in=dic.d_in, d_sae=dic.n_latents,
+                    arch=dic.arch, n_tokens=n_tokens,
+                    meta={"store": str(job.store.folder), "dashboards": job.cfg.content_dict()})
     return db.upsert_sae(rec)
 
 
@@ -137,7 +165,8 @@ def build_dashboards(sae_path: str | Path | None, store_dir: str | Path, db: Das
     """Build (or resume) the dashboards of every latent; `sae_path=None` builds them for the neurons.
 
     `model` (hub id or folder; default: the store's model) gives the tokenizer that decodes contexts
-    and the unembedding for logit effects. See the module docstring for the steps.
+    and the unembedding for logit effects. `db` is a DashboardDB, a SQLite path or a SQLAlchemy URL.
+    See the module docstring for the steps.
     """
     t0 = time.perf_counter()
     cfg = cfg or DashboardConfig()
@@ -148,26 +177,57 @@ def build_dashboards(sae_path: str | Path | None, store_dir: str | Path, db: Das
     dic = load_dictionary(sae_folder, store, dev)
     model = model or store.manifest.header.model
     name = name or (sae_folder.name if sae_folder is not None else f"neurons-{Path(store_dir).name}")
-    settings = _settings(store, dic, model, cfg)
+    job = _Job(store, dic, sae_folder, model, name, _settings(store, dic, model, cfg), cfg, dev)
     database = _open_db(db)
-    start = _start_latent(database, name, settings, dic.n_latents, resume, overwrite)
+    try:
+        return _build_into(database, job, resume, overwrite, progress, t0)
+    finally:
+        if database is not db:
+            database.close()
+
+
+def _build_into(database: DashboardDB, job: _Job, resume: bool, overwrite: bool, progress: ProgressFn | None,
+                t0: float) -> BuildResult:
+    """Steps 2-5 on an open database."""
+    dic, name = job.dic, job.name
+    start = _start_latent(database, name, job.settings, dic.n_latents, resume, overwrite)
     existing = database.get_sae_by_name(name)
+    ckpt = checkpoint_path(database.url, name)
     if start >= dic.n_latents and existing is not None and existing.id is not None:
         log.info("dashboards %r are complete (%d latents); nothing to do", name, dic.n_latents)
+        if ckpt is not None:
+            ckpt.unlink(missing_ok=True)  # left by a build killed right after its last batch
         return BuildResult(existing.id, dic.n_latents, 0, 0, time.perf_counter() - t0)
     from interplab.models.loading import load_model
 
-    lm = load_model(model, device=dev)
+    lm = load_model(job.model, device=job.device)
     if start:
-        log.info("resuming dashboards %r at latent %d of %d (re-scanning the store)", name, start, dic.n_latents)
-    top = scan_top(store, dic.encode, dic.n_latents, cfg, dev, progress)
-    hist, sampler = scan_quantiles(store, dic.encode, clean_max(top.stats.max_F), cfg, dev, progress)
-    sae_id = _register(database, name, sae_folder, store, dic, model, top.stats.n_tokens, cfg)
+        log.info("resuming dashboards %r at latent %d of %d", name, start, dic.n_latents)
+    top, hist, sampler = _scans(job, progress, ckpt, resume)
+    sae_id = _register(database, job, top.stats.n_tokens)
     if start == 0:  # only now is an overwritten build's old content dropped
         database.clear_latents(sae_id)
-        database.set_state(sae_id, "settings", settings)
-    _write_all(database, sae_id, start, dic, top, hist, sampler, lm, cfg, progress)
+        database.set_state(sae_id, "settings", job.settings)
+    _write_all(database, sae_id, start, dic, top, hist, sampler, lm, job.cfg, progress)
+    if ckpt is not None:
+        ckpt.unlink(missing_ok=True)
     return BuildResult(sae_id, dic.n_latents, dic.n_latents - start, top.stats.n_tokens, time.perf_counter() - t0)
+
+
+def _scans(job: _Job, progress: ProgressFn | None, ckpt: Path | None,
+           resume: bool) -> tuple[TopScan, Histogram, QuantileSampler]:
+    """Step 3: both scans, or on resume their checkpoint (checkpoint.py) when one matches."""
+    key = settings_hash(job.settings)
+    if resume and ckpt is not None:
+        loaded = load_scan(ckpt, key, job.cfg, job.device)
+        if loaded is not None:
+            log.info("resuming from the scan checkpoint %s (store not re-read)", ckpt)
+            return loaded
+    top = scan_top(job.store, job.dic.encode, job.dic.n_latents, job.cfg, job.device, progress)
+    hist, sampler = scan_quantiles(job.store, job.dic.encode, top.stats, job.cfg, job.device, progress)
+    if ckpt is not None:
+        save_scan(ckpt, key, top, hist, sampler)
+    return top, hist, sampler
 
 
 def _write_all(db: DashboardDB, sae_id: int, start: int, dic: Dictionary, top: TopScan, hist: Histogram,

@@ -7,8 +7,10 @@ time the maximum grows, blurring the low end of the histogram. The store is on d
 twice costs one more encoder pass and no memory.
 
 Histogram (per latent, bins over (0, max]):
-1. For every real token with activation v > 0: bin = min(floor(v / max · n_bins), n_bins - 1).
-2. One `bincount` over latent · n_bins + bin adds the whole batch.
+1. The positive entries of the batch, as (latent, value) pairs (sparse: TopK SAEs fire k per token);
+   the firing counts and sums are bincounts of the same pairs.
+2. For each: bin = min(floor(v / max · n_bins), n_bins - 1); one `bincount` over
+   latent · n_bins + bin adds the whole batch.
 
 Quantile samples (per latent, buckets [i/B · max, (i+1)/B · max) of the row peak, i < B):
 1. Each (latent, row) whose peak is > 0 falls in one bucket.
@@ -24,7 +26,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from interplab.dashboards.topk import NEG_INF, TopKTracker
+from interplab.dashboards.topk import NEG_INF, BatchLatents, TopKTracker
 
 _MASK31 = 0x7FFFFFFF
 
@@ -59,14 +61,13 @@ class Histogram:
         self.max_F = max_F.float().clamp_min(0)
         self.counts_FB = torch.zeros(len(max_F), n_bins, dtype=torch.long, device=max_F.device)
 
-    def update(self, latents_NF: Tensor) -> None:
-        """Add a batch of real-token latents [N, F]."""
-        tok, lat = (latents_NF > 0).nonzero(as_tuple=True)
-        if not len(lat):
+    def add(self, lat_P: Tensor, values_P: Tensor) -> None:
+        """Add a batch's positive entries, as latent indices and values [P]."""
+        if not len(lat_P):
             return
-        scale = self.max_F[lat].clamp_min(torch.finfo(torch.float32).tiny)
-        bins = (latents_NF[tok, lat].float() / scale * self.n_bins).floor().long().clamp(0, self.n_bins - 1)
-        flat = torch.bincount(lat * self.n_bins + bins, minlength=self.counts_FB.numel())
+        scale = self.max_F[lat_P].clamp_min(torch.finfo(torch.float32).tiny)
+        bins = (values_P.float() / scale * self.n_bins).floor().long().clamp(0, self.n_bins - 1)
+        flat = torch.bincount(lat_P * self.n_bins + bins, minlength=self.counts_FB.numel())
         self.counts_FB += flat.view_as(self.counts_FB)
 
     def edges(self, f: int) -> list[float]:
@@ -87,13 +88,12 @@ class QuantileSampler:
         self.tracker = TopKTracker(n_latents * n_buckets, per_bucket, latent_of_group, length, device,
                                    score_dtype=torch.float64)
 
-    def update(self, values_FR: Tensor, pos_FR: Tensor, rows_R: Tensor, latents_RTF: Tensor) -> None:
-        """Offer a batch's rows (peaks `values_FR` at `pos_FR`, from topk.row_max) to every bucket."""
+    def update(self, values_FR: Tensor, batch: BatchLatents) -> None:
+        """Offer a batch's rows (their peaks `values_FR`, from `batch.row_peaks()`) to every bucket."""
         n_lat, n_rows = values_FR.shape
         bucket_FR = bucket_of(values_FR, self.max_F, self.n_buckets)
-        score_FR = -hash_keys(self.latent_ids_F, rows_R.to(values_FR.device), self.seed)
+        score_FR = -hash_keys(self.latent_ids_F, batch.rows_R, self.seed)
         slots_BF1 = torch.arange(self.n_buckets, device=values_FR.device)[None, :, None]
         score_FBR = torch.where(bucket_FR[:, None, :] == slots_BF1, score_FR[:, None, :],
                                 torch.full((), NEG_INF, dtype=score_FR.dtype, device=values_FR.device))
-        self.tracker.update(score_FBR.reshape(n_lat * self.n_buckets, n_rows), values_FR, pos_FR, rows_R,
-                            latents_RTF)
+        self.tracker.update(score_FBR.reshape(n_lat * self.n_buckets, n_rows), values_FR, batch)

@@ -13,7 +13,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from torch import Tensor
 
 from interplab.dashboards.quantiles import Histogram, QuantileSampler, bucket_label
 from interplab.dashboards.scan import TopScan
@@ -96,8 +95,3 @@ def example_records(first: int, n: int, scan: TopScan, sampler: QuantileSampler,
             rec.rank = rank
         out += top + [rec for _, _, rec in samples]
     return out
-
-
-def clean_max(max_F: Tensor) -> Tensor:
-    """Maxima with -inf (never any token) replaced by 0."""
-    return torch.where(torch.isfinite(max_F), max_F, torch.zeros_like(max_F))

@@ -2,10 +2,10 @@
 
 1. `batches`: the store's rows in order, a few at a time ([R, T, D] activations, R·T ≈ batch_tokens),
    each with its global row index; `max_tokens` stops after whole rows.
-2. `scan_top` (pass 1): encode each batch to latents [R, T, F] on the device, take the per-row peak
-   (topk.row_max), add it to the streaming top-k and the firing statistics; keep the token ids.
-3. `scan_quantiles` (pass 2, needs pass 1's maxima): histogram of positive activations and seeded
-   reservoir samples per activation bucket (quantiles.py).
+2. `scan_top` (pass 1): encode each batch's real tokens to latents [N, F] on the device, take the
+   per-row peaks, add them to the streaming top-k (topk.py) and the maxima; keep the token ids.
+3. `scan_quantiles` (pass 2, needs pass 1's maxima): firing counts and sums, histogram of positive
+   activations and seeded reservoir samples per activation bucket (quantiles.py).
 Both passes read the store in the same order with the same batches, so they are deterministic: a
 resumed build recomputes them and gets the same numbers.
 """
@@ -21,7 +21,7 @@ from torch import Tensor
 from interplab.activations.store import ActivationStore
 from interplab.dashboards.config import DashboardConfig
 from interplab.dashboards.quantiles import Histogram, QuantileSampler
-from interplab.dashboards.topk import NEG_INF, LatentStats, TopKTracker, row_max, window_len
+from interplab.dashboards.topk import NEG_INF, BatchLatents, LatentStats, TopKTracker, window_len
 
 ProgressFn = Callable[[str, int, int], None]
 """progress(stage, done, total): stage is "scan 1/2", "scan 2/2" or "write"."""
@@ -77,36 +77,27 @@ def batches(store: ActivationStore, cfg: DashboardConfig) -> Iterator[Batch]:
         first += len(shard.tokens)
 
 
-def _encode_batch(encode: Encode, batch: Batch, device: torch.device) -> tuple[Tensor, Tensor]:
-    """(latents [R, T, F] with 0 on padding, latents of the real tokens [N, F]) on the device.
-
-    Only real tokens are encoded: encoder stores hold one padded document per row, often mostly
-    padding. A 0 on padding never enters a top-k list (only peaks > 0 do), so no -inf mask is needed.
-    """
+def _encode_batch(encode: Encode, batch: Batch, device: torch.device) -> BatchLatents:
+    """The batch's real tokens encoded on the device. Only real tokens are encoded: encoder stores
+    hold one padded document per row, often mostly padding."""
     mask_RT = batch.mask_RT.to(device)
     with torch.no_grad():
-        real_ND = batch.acts_RTD.to(device)[mask_RT]
-        latents_NF = encode(real_ND)
-    if len(latents_NF) == mask_RT.numel():  # no padding (packed causal-LM rows): a view, no copy
-        return latents_NF.view(*mask_RT.shape, -1), latents_NF
-    latents_RTF = latents_NF.new_zeros(*mask_RT.shape, latents_NF.shape[1])
-    latents_RTF[mask_RT] = latents_NF
-    return latents_RTF, latents_NF
+        latents_NF = encode(batch.acts_RTD.to(device)[mask_RT])
+    return BatchLatents.of(latents_NF, mask_RT, batch.rows_R)
 
 
 def scan_top(store: ActivationStore, encode: Encode, n_latents: int, cfg: DashboardConfig,
              device: torch.device, progress: ProgressFn | None = None) -> TopScan:
-    """Pass 1: streaming top-k contexts per latent, firing counts, sums and maxima."""
+    """Pass 1: streaming top-k contexts and the maximum of every latent."""
     ctx = store.manifest.header.context_size
     stats = LatentStats.zeros(n_latents, device)
     top = TopKTracker(n_latents, cfg.top_k, torch.arange(n_latents), window_len(ctx, cfg.window), device)
     tokens, masks, done, total = [], [], 0, n_rows_to_scan(store, cfg.max_tokens) * ctx
     for batch in batches(store, cfg):
-        latents_RTF, latents_NF = _encode_batch(encode, batch, device)
-        values_FR, pos_FR = row_max(latents_RTF)
-        stats.update(latents_NF)
-        scores_FR = torch.where(values_FR > 0, values_FR, torch.full((), NEG_INF, device=device))
-        top.update(scores_FR, values_FR, pos_FR, batch.rows_R.to(device), latents_RTF)
+        enc = _encode_batch(encode, batch, device)
+        values_FR = enc.row_peaks()
+        stats.add_max(enc.latents_NF)
+        top.update(values_FR.masked_fill(values_FR <= 0, NEG_INF), values_FR, enc)
         tokens.append(batch.tokens_RT.to(torch.int32))
         masks.append(batch.mask_RT)
         done += batch.tokens_RT.numel()
@@ -117,19 +108,24 @@ def scan_top(store: ActivationStore, encode: Encode, n_latents: int, cfg: Dashbo
     return TopScan(stats, top.sort_(), torch.cat(tokens), torch.cat(masks))
 
 
-def scan_quantiles(store: ActivationStore, encode: Encode, max_F: Tensor, cfg: DashboardConfig,
+def scan_quantiles(store: ActivationStore, encode: Encode, stats: LatentStats, cfg: DashboardConfig,
                    device: torch.device, progress: ProgressFn | None = None) -> tuple[Histogram, QuantileSampler]:
-    """Pass 2: histograms over (0, max] and seeded quantile samples, given pass 1's maxima."""
+    """Pass 2, given pass 1's maxima in `stats`: histograms over (0, max], seeded quantile samples,
+    and the firing counts and sums (written into `stats`, from zero: calling it again is harmless)."""
     ctx = store.manifest.header.context_size
-    hist = Histogram(max_F.to(device), cfg.n_bins)
-    sampler = QuantileSampler(max_F.to(device), cfg.n_buckets, cfg.samples_per_bucket,
-                              window_len(ctx, cfg.window), cfg.seed)
+    stats.count_F.zero_()
+    stats.sum_F.zero_()
+    max_F = torch.where(torch.isfinite(stats.max_F), stats.max_F, torch.zeros_like(stats.max_F))
+    hist = Histogram(max_F, cfg.n_bins)
+    sampler = QuantileSampler(max_F, cfg.n_buckets, cfg.samples_per_bucket, window_len(ctx, cfg.window), cfg.seed)
     done, total = 0, n_rows_to_scan(store, cfg.max_tokens) * ctx
     for batch in batches(store, cfg):
-        latents_RTF, latents_NF = _encode_batch(encode, batch, device)
-        values_FR, pos_FR = row_max(latents_RTF)
-        hist.update(latents_NF)
-        sampler.update(values_FR, pos_FR, batch.rows_R.to(device), latents_RTF)
+        enc = _encode_batch(encode, batch, device)
+        tok_P, lat_P = (enc.latents_NF > 0).nonzero(as_tuple=True)
+        values_P = enc.latents_NF[tok_P, lat_P]
+        hist.add(lat_P, values_P)
+        stats.add_firing(lat_P, values_P)
+        sampler.update(enc.row_peaks(), enc)
         done += batch.tokens_RT.numel()
         if progress is not None:
             progress("scan 2/2", done, total)

@@ -112,3 +112,26 @@ def test_neurons_get_dashboards_of_the_raw_hook_dimensions(gpt2_store, tmp_path)
     assert feat.neighbours == [] and len(feat.logits_pos) == 10
     both = runner.invoke(app, _args(model_dir, store, db_path, "--neurons", "--sae", str(tmp_path)))
     assert isinstance(both.exception, InterplabError) and "exactly one" in str(both.exception)
+
+
+@pytest.mark.parametrize("db", ["postgresql+nosuchdriver://u@localhost/db", "{tmp}/no/such/folder/d.db"])
+def test_an_unusable_database_is_a_one_line_error(gpt2_store, random_sae, tmp_path, db):
+    model_dir, store = gpt2_store
+    res = runner.invoke(app, _args(model_dir, store, db.format(tmp=tmp_path), "--sae", str(random_sae)))
+    assert isinstance(res.exception, InterplabError), res.output
+    assert "\n" not in str(res.exception) and "cannot open the database" in str(res.exception)
+
+
+def test_max_tokens_scans_only_the_first_whole_rows(gpt2_store, random_sae, tmp_path):
+    from interplab.dashboards import DashboardConfig, build_dashboards
+
+    model_dir, store = gpt2_store
+    cfg = DashboardConfig(top_k=3, max_tokens=100, n_logits=0, n_neighbours=0)
+    result = build_dashboards(random_sae, store, tmp_path / "d.db", cfg, model=str(model_dir), device="cpu")
+    assert result.n_tokens == 7 * 16  # ceil(100 / 16) rows of 16 tokens
+    db = DashboardDB(tmp_path / "d.db")
+    assert db.list_saes()[0].n_tokens == 112
+    rows = {e.position // 16 for f in range(48) for e in db.get_examples(result.sae_id, f, "top")}
+    assert rows and max(rows) < 7
+    feat = db.get_feature(result.sae_id, 0)
+    assert feat is not None and feat.logits_pos == [] and feat.neighbours == []

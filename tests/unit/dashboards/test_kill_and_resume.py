@@ -13,7 +13,9 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _run_build import build  # noqa: E402  (the same code the subprocess runs)
+from _run_build import CFG, build  # noqa: E402  (the same code the subprocess runs)
+
+from interplab.dashboards import build_dashboards  # noqa: E402
 
 SCRIPT = Path(__file__).with_name("_run_build.py")
 
@@ -70,10 +72,23 @@ def test_killed_build_resumes_to_the_same_database_content(gpt2_store, random_sa
     assert 0 < done < 48, "the build was not cut off between batches"
     with sqlite3.connect(killed) as conn:
         assert conn.execute("SELECT COUNT(*) FROM features").fetchone()[0] == done  # whole batches only
+    ckpt = tmp_path / "killed.db.scan-sae.safetensors"
+    assert ckpt.exists()
+    # a second copy without the scan checkpoint: its resume rescans the store
+    rescan = tmp_path / "rescan.db"
+    with sqlite3.connect(killed) as src, sqlite3.connect(rescan) as dst:
+        src.backup(dst)
 
-    build(*args, resume=True)
+    stages: set[str] = set()
+    build_dashboards(random_sae, store, killed, CFG, model=str(model_dir), resume=True, device="cpu",
+                     progress=lambda stage, done, total: stages.add(stage))
+    assert stages == {"write"}  # the scans came from the checkpoint
+    build(str(random_sae), str(store), str(rescan), str(model_dir), resume=True)
     build(str(random_sae), str(store), str(clean), str(model_dir))
-    got, want = _content(killed), _content(clean)
+    assert not ckpt.exists() and not list(tmp_path.glob("*.safetensors"))  # finished builds remove it
+    want = _content(clean)
     assert len(want["features"]) == 48 and len(want["examples"]) > 48
-    for table in want:
-        assert got[table] == want[table], table
+    for db in (killed, rescan):
+        got = _content(db)
+        for table in want:
+            assert got[table] == want[table], (db.name, table)

@@ -8,12 +8,15 @@ import torch
 from interplab.activations import ActivationStore
 from interplab.dashboards import DashboardConfig
 from interplab.dashboards.quantiles import bucket_of, hash_keys
-from interplab.dashboards.records import clean_max
 from interplab.dashboards.scan import scan_quantiles, scan_top
-from interplab.dashboards.topk import TopKTracker, row_max
+from interplab.dashboards.topk import BatchLatents, TopKTracker, row_max
 from interplab.saes import load_sae
 
 CPU = torch.device("cpu")
+
+
+def clean_max(max_F: torch.Tensor) -> torch.Tensor:
+    return torch.where(torch.isfinite(max_F), max_F, torch.zeros_like(max_F))
 
 
 def _all_latents(store: ActivationStore, sae) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -32,7 +35,7 @@ def scanned(gpt2_store, random_sae):
     # 3 rows per batch: batches straddle nothing but are much smaller than a shard (8 rows)
     cfg = DashboardConfig(top_k=5, batch_tokens=48, window=3, n_buckets=4, samples_per_bucket=3, n_bins=8)
     top = scan_top(store, sae.encode, sae.cfg.d_sae, cfg, CPU)
-    hist, sampler = scan_quantiles(store, sae.encode, clean_max(top.stats.max_F), cfg, CPU)
+    hist, sampler = scan_quantiles(store, sae.encode, top.stats, cfg, CPU)
     return store, sae, cfg, top, hist, sampler
 
 
@@ -104,11 +107,11 @@ def test_quantile_samples_lie_inside_their_bucket_and_are_uniform_bottom_keys(sc
 def test_quantile_samples_are_reproducible_and_change_with_the_seed(gpt2_store, random_sae):
     _, store_dir = gpt2_store
     store, sae = ActivationStore.open(store_dir), load_sae(random_sae)
-    max_F = clean_max(scan_top(store, sae.encode, sae.cfg.d_sae, DashboardConfig(), CPU).stats.max_F)
+    stats = scan_top(store, sae.encode, sae.cfg.d_sae, DashboardConfig(), CPU).stats
 
     def rows(seed: int, batch_tokens: int) -> torch.Tensor:
         cfg = DashboardConfig(seed=seed, batch_tokens=batch_tokens, samples_per_bucket=2)
-        return scan_quantiles(store, sae.encode, max_F, cfg, CPU)[1].tracker.rows_GK
+        return scan_quantiles(store, sae.encode, stats, cfg, CPU)[1].tracker.rows_GK
 
     first = rows(0, 64)
     assert torch.equal(first, rows(0, 64))
@@ -124,9 +127,12 @@ def test_tracker_merges_batches_exactly_on_random_scores():
     tracker = TopKTracker(n_lat, k, torch.arange(n_lat), 3, CPU)
     for r0 in range(0, 30, 4):
         chunk = latents[r0:r0 + 4]
-        values, pos = row_max(chunk, mask[r0:r0 + 4])
-        tracker.update(values, values, pos, torch.arange(r0, min(r0 + 4, 30)), chunk)
-    want = row_max(latents, mask)[0].topk(k, dim=1)
+        values, _ = row_max(chunk, mask[r0:r0 + 4])
+        batch = BatchLatents.of(chunk.reshape(-1, n_lat), mask[r0:r0 + 4], torch.arange(r0, min(r0 + 4, 30)))
+        tracker.update(values, values, batch)
+    peaks, pos = row_max(latents, mask)
+    want = peaks.topk(k, dim=1)
     tracker.sort_()
     assert torch.equal(tracker.rows_GK, want.indices)
     assert torch.equal(tracker.values_GK, want.values)
+    assert torch.equal(tracker.pos_GK, pos.gather(1, want.indices))
