@@ -1,0 +1,284 @@
+"""`fit(sae, batches, cfg)`: the SAE training loop, kept short and straight (nanoGPT style).
+
+Per step:
+1. Take the next global batch [B, d_in]; under torchrun keep this rank's slice.
+2. Set the learning rate and the sparsity warm-up for this step (pure functions of the step).
+3. Forward (`sae.training_forward`, bf16 autocast if asked; master weights stay fp32), backward.
+4. Average gradients over ranks; for unit-norm decoders project out the gradient along each decoder
+   row, step Adam, and renormalise the rows.
+5. Update the dead-latent tracker (tokens since each latent last fired) with fire counts summed over ranks.
+6. Every `log_every` steps collect metrics (and run the evaluator); every `checkpoint_every` steps save.
+
+Resume is exact: the checkpoint holds parameters, Adam moments, tracker counters, RNG states and the
+data stream's position (`batches.state_dict()` when the stream has one, else batches are skipped).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from typing import Any, NamedTuple
+
+import torch
+from torch import Tensor
+
+from interplab.common import InterplabError, get_device, get_logger, seed_everything
+from interplab.saes.base import SAE, TrainOutput, TrainState
+from interplab.saes.init import init_b_dec_geometric_median_, init_b_dec_mean_
+from interplab.training import distributed
+from interplab.training.checkpoint import (
+    Checkpointer,
+    load_optimizer_state_flat,
+    optimizer_state_flat,
+    rng_state,
+    set_rng_state,
+)
+from interplab.training.schedules import lr_at, sparsity_scale_at
+
+log = get_logger(__name__)
+
+Evaluator = Callable[[SAE], dict[str, float]]
+StepCallback = Callable[[int, dict[str, float]], None]
+
+
+@dataclass
+class TrainConfig:
+    """How to train an SAE. JSON-safe (written to the run folder's config.json)."""
+
+    total_steps: int = 1000
+    """Optimiser steps to take (one global batch each)."""
+    batch_size: int = 4096
+    """Rows per global batch; bookkeeping only (tokens = steps × batch_size), the stream decides."""
+    lr: float = 4e-4
+    """Peak Adam learning rate."""
+    adam_betas: tuple[float, float] = (0.9, 0.999)
+    """Adam β1, β2."""
+    lr_warmup_steps: int = 0
+    """Linear learning-rate warm-up steps."""
+    lr_decay: str = "linear"
+    """Decay to 0 at the end: "cosine", "linear" or "none"."""
+    lr_decay_fraction: float = 0.2
+    """Share of the steps, at the end, over which the learning rate decays."""
+    sparsity_warmup_steps: int = 0
+    """Linear 0 -> 1 warm-up of the sparsity coefficient (ReLU / JumpReLU penalties)."""
+    dead_after_tokens: int | None = None
+    """A latent not fired for this many tokens is dead (feeds AuxK); None = the SAE config's value."""
+    freq_window_tokens: int = 1_000_000
+    """Time constant, in tokens, of the running firing-frequency estimate."""
+    max_grad_norm: float | None = None
+    """Clip the gradient norm to this value (None: no clipping)."""
+    b_dec_init: str = "geometric_median"
+    """Initial b_dec from the first batch: "geometric_median", "mean" or "none"."""
+    checkpoint_every: int = 0
+    """Save a checkpoint every N steps (0: never)."""
+    checkpoint_dir: str | None = None
+    """Folder for checkpoints (required when checkpoint_every > 0 and no checkpointer is passed)."""
+    keep_checkpoints: int = 2
+    """Number of newest checkpoints kept."""
+    resume: bool = False
+    """Continue from the newest checkpoint in the checkpoint folder, if there is one."""
+    seed: int = 0
+    """Seed of python / numpy / torch RNGs at the start of a fresh run."""
+    dtype: str = "float32"
+    """Compute dtype: "float32", or "bfloat16" (autocast; parameters and Adam state stay fp32)."""
+    device: str | None = None
+    """Device to train on (None: CUDA when present, else CPU)."""
+    log_every: int = 10
+    """Collect metrics (and call the evaluator if eval_every allows) every N steps."""
+    eval_every: int = 0
+    """Call the evaluator every N steps (0: only at the last step)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["adam_betas"] = list(self.adam_betas)
+        return d
+
+    def check(self) -> None:
+        """Raise a one-line InterplabError naming the bad field."""
+        if self.total_steps < 1 or self.log_every < 1:
+            raise InterplabError("total_steps and log_every must be >= 1")
+        if self.dtype not in ("float32", "bfloat16"):
+            raise InterplabError(f"training dtype must be 'float32' or 'bfloat16', got {self.dtype!r}")
+        if self.b_dec_init not in ("geometric_median", "mean", "none"):
+            raise InterplabError(f"b_dec_init must be geometric_median, mean or none, got {self.b_dec_init!r}")
+        if self.checkpoint_every > 0 and not self.checkpoint_dir:
+            raise InterplabError("checkpoint_every > 0 needs checkpoint_dir (a folder for the checkpoints)")
+
+
+class TrainResult(NamedTuple):
+    """What `fit` returns (the SAE itself is trained in place)."""
+
+    steps: int
+    """Steps completed in total (including those before a resume)."""
+    tokens: int
+    """Training rows seen in total."""
+    metrics: dict[str, float]
+    """The last collected metrics."""
+    resumed_from: int
+    """Step the run resumed from (0 for a fresh run)."""
+
+
+class DeadLatentTracker:
+    """Tokens since each latent last fired, and a running firing frequency."""
+
+    def __init__(self, d_sae: int, dead_after_tokens: int, freq_window_tokens: int, device: torch.device):
+        self.tokens_since_fired_F = torch.zeros(d_sae, dtype=torch.long, device=device)
+        self.freq_F = torch.zeros(d_sae, dtype=torch.float32, device=device)
+        self.dead_after_tokens = dead_after_tokens
+        self.freq_window_tokens = freq_window_tokens
+
+    def update(self, fire_counts_F: Tensor, n_rows: int) -> None:
+        self.tokens_since_fired_F += n_rows
+        self.tokens_since_fired_F[fire_counts_F > 0] = 0
+        alpha = min(1.0, n_rows / self.freq_window_tokens)
+        self.freq_F.mul_(1 - alpha).add_(fire_counts_F.float() / n_rows, alpha=alpha)
+
+    def dead_mask(self) -> Tensor:
+        return self.tokens_since_fired_F >= self.dead_after_tokens
+
+    def tensors(self) -> dict[str, Tensor]:
+        return {"trainer.tokens_since_fired_F": self.tokens_since_fired_F, "trainer.freq_F": self.freq_F}
+
+    def load(self, tensors: dict[str, Tensor]) -> None:
+        self.tokens_since_fired_F.copy_(tensors["trainer.tokens_since_fired_F"])
+        self.freq_F.copy_(tensors["trainer.freq_F"])
+
+
+def _init_b_dec(sae: SAE, how: str, x_BD: Tensor) -> None:
+    if how == "geometric_median":
+        init_b_dec_geometric_median_(sae, x_BD[:4096])
+    elif how == "mean":
+        init_b_dec_mean_(sae, x_BD)
+
+
+def _save(ckpt: Checkpointer, step: int, tokens: int, sae: SAE, opt: torch.optim.Optimizer,
+          tracker: DeadLatentTracker, source: Any, cfg: TrainConfig) -> None:
+    opt_tensors, opt_meta = optimizer_state_flat(opt)
+    rng_tensors, rng_meta = rng_state()
+    tensors = {f"sae.{k}": v for k, v in sae.state_dict().items()}
+    tensors.update(opt_tensors, **tracker.tensors(), **rng_tensors)
+    data_state = source.state_dict() if hasattr(source, "state_dict") else None
+    meta = {"step": step, "tokens": tokens, "optimizer": opt_meta, "rng": rng_meta, "data": data_state,
+            "train_config": cfg.to_dict(), "sae_config": sae.cfg.to_dict()}
+    path = ckpt.save(step, tensors, meta)
+    log.debug("saved checkpoint %s", path)
+
+
+def _restore(ckpt: Checkpointer, sae: SAE, opt: torch.optim.Optimizer, tracker: DeadLatentTracker,
+             source: Any) -> tuple[int, int, Iterator[Tensor]]:
+    """Load the newest checkpoint; return (step, tokens, batch iterator positioned after it)."""
+    path = ckpt.latest()
+    assert path is not None
+    tensors, meta = Checkpointer.load(path)
+    if meta["sae_config"] != sae.cfg.to_dict():
+        raise InterplabError(f"checkpoint {path} belongs to a different SAE config; use a new run folder "
+                             "or the same SAE settings to resume")
+    sae.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("sae.")})
+    load_optimizer_state_flat(opt, tensors, meta["optimizer"])
+    tracker.load(tensors)
+    set_rng_state(tensors, meta["rng"])
+    step = int(meta["step"])
+    if meta.get("data") is not None and hasattr(source, "load_state_dict"):
+        source.load_state_dict(meta["data"])
+        it = iter(source)
+    else:  # a plain iterator: skip the batches already trained on
+        it = iter(source)
+        for _ in range(step):
+            next(it)
+    log.info("resumed from %s (step %d)", path, step)
+    return step, int(meta["tokens"]), it
+
+
+def _metrics(out: TrainOutput, tracker: DeadLatentTracker, step: int, tokens: int, lr: float,
+             scale: float) -> dict[str, float]:
+    m = {k: float(getattr(out, k).detach()) for k in ("loss", "mse_loss", "sparsity_loss", "aux_loss", "fvu", "l0")}
+    m.update(step=step, tokens=tokens, lr=lr, sparsity_scale=scale,
+             dead_fraction=float(tracker.dead_mask().float().mean()))
+    return m
+
+
+def _run_evaluator(sae: SAE, evaluator: Evaluator) -> dict[str, float]:
+    sae.eval()
+    try:
+        return {f"eval/{k}": v for k, v in evaluator(sae).items()}
+    finally:
+        sae.train()
+
+
+def _optimizer_step(sae: SAE, opt: torch.optim.Optimizer, cfg: TrainConfig, info: distributed.DistInfo) -> None:
+    distributed.average_gradients_(sae.parameters(), info)
+    if sae.normalize_decoder:
+        sae.remove_gradient_parallel_to_decoder_()
+    if cfg.max_grad_norm is not None:
+        torch.nn.utils.clip_grad_norm_(sae.parameters(), cfg.max_grad_norm)
+    opt.step()
+    if sae.normalize_decoder:
+        sae.set_decoder_norm_to_unit_()
+
+
+def fit(
+    sae: SAE,
+    batches: Iterator[Tensor],
+    cfg: TrainConfig,
+    evaluator: Evaluator | None = None,
+    checkpointer: Checkpointer | None = None,
+    on_step: StepCallback | None = None,
+) -> TrainResult:
+    """Train `sae` in place on global batches [B, d_in]; `on_step(step, metrics)` runs after each step
+    (metrics is empty except on logging steps). Under torchrun call `distributed.init_from_env()` first."""
+    cfg.check()
+    info = distributed.current()
+    device = get_device(cfg.device)
+    sae.to(device).train()
+    opt = torch.optim.Adam(sae.parameters(), lr=cfg.lr, betas=(cfg.adam_betas[0], cfg.adam_betas[1]))
+    dead_after = cfg.dead_after_tokens if cfg.dead_after_tokens is not None else sae.cfg.dead_after_tokens
+    tracker = DeadLatentTracker(sae.cfg.d_sae, dead_after, cfg.freq_window_tokens, device)
+    if checkpointer is None and cfg.checkpoint_every > 0:
+        checkpointer = Checkpointer(cfg.checkpoint_dir, cfg.checkpoint_every, cfg.keep_checkpoints)  # type: ignore[arg-type]
+    source, start, tokens = batches, 0, 0
+    if cfg.resume and checkpointer is not None and checkpointer.latest() is not None:
+        start, tokens, it = _restore(checkpointer, sae, opt, tracker, source)
+    else:
+        seed_everything(cfg.seed)
+        it = iter(source)
+        if cfg.b_dec_init != "none":
+            first = next(it)
+            _init_b_dec(sae, cfg.b_dec_init, first.to(device))
+            it = itertools.chain([first], it)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.dtype == "bfloat16")
+    metrics: dict[str, float] = {}
+    done = start
+    for step in range(start, cfg.total_steps):
+        try:
+            x_BD = next(it)
+        except StopIteration:
+            log.warning("the batch stream ended after %d steps (of %d)", step, cfg.total_steps)
+            break
+        n_rows = x_BD.shape[0]
+        x_BD = distributed.local_slice(x_BD, info).to(device, non_blocking=True)
+        lr = lr_at(step, cfg.total_steps, cfg.lr, cfg.lr_warmup_steps, cfg.lr_decay, cfg.lr_decay_fraction)
+        for group in opt.param_groups:
+            group["lr"] = lr
+        scale = sparsity_scale_at(step, cfg.sparsity_warmup_steps)
+        state = TrainState(sparsity_scale=scale, dead_mask_F=tracker.dead_mask(), freq_F=tracker.freq_F)
+        with autocast:
+            out = sae.training_forward(x_BD, state)
+        opt.zero_grad(set_to_none=True)
+        out.loss.backward()
+        _optimizer_step(sae, opt, cfg, info)
+        tracker.update(distributed.sum_over_ranks(out.fire_counts_F.detach(), info), n_rows)
+        tokens += n_rows
+        done = step + 1
+        last = done == cfg.total_steps
+        step_metrics: dict[str, float] = {}
+        if done % cfg.log_every == 0 or last:
+            step_metrics = metrics = _metrics(out, tracker, done, tokens, lr, scale)
+            if evaluator is not None and info.is_main and (last or (cfg.eval_every and done % cfg.eval_every == 0)):
+                step_metrics.update(_run_evaluator(sae, evaluator))
+        if on_step is not None:
+            on_step(done, step_metrics)
+        if checkpointer is not None and info.is_main and (checkpointer.should_save(done) or last):
+            _save(checkpointer, done, tokens, sae, opt, tracker, source, cfg)
+    sae.eval()
+    return TrainResult(steps=done, tokens=tokens, metrics=metrics, resumed_from=start)

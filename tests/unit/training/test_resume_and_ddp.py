@@ -1,0 +1,93 @@
+"""Exact resume after SIGKILL, and torchrun (2 CPU processes, gloo) matching a single process."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from interplab.common import InterplabError
+from interplab.training import distributed
+
+SCRIPT = Path(__file__).with_name("_run_training.py")
+sys.path.insert(0, str(SCRIPT.parent))
+from _run_training import train  # noqa: E402  (the same code the subprocesses run)
+
+STEPS = 30
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+
+
+def _run(args: list[str], timeout: float = 120) -> None:
+    proc = subprocess.run([sys.executable, str(SCRIPT), *args], env=_env(), capture_output=True, text=True,
+                          timeout=timeout)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+def _weights(folder: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(folder / "final.safetensors"))
+
+
+@pytest.mark.parametrize("arch", ["topk", pytest.param("relu", marks=pytest.mark.slow)])
+def test_run_killed_after_a_checkpoint_resumes_to_identical_weights(tmp_path, arch):
+    ref, killed = tmp_path / "ref", tmp_path / "killed"
+    train(ref, STEPS, arch=arch)  # uninterrupted reference, in this process (one torch thread, as the script)
+
+    proc = subprocess.Popen([sys.executable, str(SCRIPT), str(killed), "--steps", str(STEPS), "--ckpt-every", "10",
+                             "--sleep", "0.1", "--arch", arch], env=_env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while not list((killed / "ckpt").glob("step_*/state.json")):
+        assert proc.poll() is None, proc.stderr.read().decode()[-3000:]
+        assert time.monotonic() < deadline, "no checkpoint appeared"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    proc.stderr.close()
+    assert proc.returncode == -signal.SIGKILL
+    assert not (killed / "final.safetensors").exists(), "the run finished before it was killed"
+
+    train(killed, STEPS, ckpt_every=10, resume=True, arch=arch)  # resume here: saves a process start-up
+    a, b = _weights(ref), _weights(killed)
+    assert a.keys() == b.keys()
+    for name in a:
+        assert torch.equal(a[name], b[name]), name
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_torchrun_two_cpu_processes_match_one_process(tmp_path):
+    one, two = tmp_path / "one", tmp_path / "two"
+    reference = train(one, 20)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+           "--master_port", str(_free_port()), str(SCRIPT), str(two), "--steps", "20"]
+    proc = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    a, b = _weights(one), _weights(two)
+    for name in a:
+        torch.testing.assert_close(b[name], a[name], atol=1e-5, rtol=1e-4, msg=name)
+    # training moved the weights, so agreement is not agreement of two untouched initialisations
+    init = type(reference)(reference.cfg).state_dict()
+    assert not torch.allclose(init["W_dec"], a["W_dec"], atol=1e-3)
+
+
+def test_each_rank_takes_its_own_contiguous_slice_of_the_global_batch():
+    x_BD = torch.arange(12.0).view(6, 2)
+    parts = [distributed.local_slice(x_BD, distributed.DistInfo(r, 3, r)) for r in range(3)]
+    assert torch.equal(torch.cat(parts), x_BD) and all(p.shape == (2, 2) for p in parts)
+    with pytest.raises(InterplabError, match="divisible"):
+        distributed.local_slice(x_BD, distributed.DistInfo(0, 4, 0))
