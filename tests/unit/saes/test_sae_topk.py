@@ -124,10 +124,21 @@ def test_tied_weights_share_the_decoder_and_halve_the_matrices():
     assert tied.W_dec.grad is not None and tied(x).x_hat.shape == (5, 8)
 
 
-def test_encoder_starts_as_decoder_transpose_with_unit_rows():
+def test_encoder_starts_as_scaled_decoder_transpose_with_unit_rows():
     sae = make_sae(SAEConfig(d_in=16, d_sae=64, k=4))
-    torch.testing.assert_close(sae.W_enc, sae.W_dec.T)
+    torch.testing.assert_close(sae.W_enc, sae.encoder_init_scale * sae.W_dec.T)
+    assert 0 < sae.encoder_init_scale < 1  # TopK's default starts the encoder smaller
     torch.testing.assert_close(sae.decoder_norms(), torch.ones(64))
+
+
+@pytest.mark.parametrize("arch, default", [("topk", None), ("relu", 1.0)])
+def test_init_encoder_scale_in_the_config_overrides_the_architecture_default(arch, default):
+    base = make_sae(SAEConfig(d_in=16, d_sae=64, architecture=arch))
+    if default is not None:
+        assert base.encoder_init_scale == default
+    sae = make_sae(SAEConfig(d_in=16, d_sae=64, architecture=arch, init_encoder_scale=0.25))
+    torch.testing.assert_close(sae.W_enc, 0.25 * sae.W_dec.T)
+    torch.testing.assert_close(sae.W_dec, base.W_dec)  # the decoder does not depend on it
 
 
 def test_gradient_projection_removes_the_radial_component():
