@@ -58,14 +58,16 @@ def _chunk_rows(n_rows: int, per_row: int, elems: int | None = None) -> int:
 
 def scatter_outer(idx_BK: Tensor, coef_BK: Tensor, rows_BD: Tensor, n_out: int) -> Tensor:
     """out[f] = Σ_{(b,j): idx[b,j]=f} coef[b,j] · rows[b]  -> [n_out, D] (float32 accumulation)."""
+    if rows_BD.device.type == "cpu":
+        return _outer_sparse_mm(idx_BK, coef_BK, rows_BD, n_out)
     return scatter_outer_many(idx_BK, [(coef_BK, rows_BD)], n_out)[0]
 
 
 def scatter_outer_many(idx_BK: Tensor, pairs: list[tuple[Tensor, Tensor]], n_out: int) -> list[Tensor]:
     """`scatter_outer(idx, coef, rows, n_out)` for each (coef, rows) pair sharing one index pattern
-    (on CPU the pattern is sorted once for all of them)."""
+    whose rows hold distinct indices (top-k indices do); on CPU the pattern is sorted once for all."""
     if idx_BK.device.type == "cpu":
-        return _outer_csr(idx_BK, pairs, n_out)
+        return _outer_sorted_coo(idx_BK, pairs, n_out)
     if n_out <= _OUTER_DENSE_RATIO * idx_BK.shape[1]:
         return [_outer_dense_tile(idx_BK, c, r, n_out) for c, r in pairs]
     return [_outer_index_add(idx_BK, c, r, n_out) for c, r in pairs]
@@ -75,32 +77,30 @@ def _acc_dtype(t: Tensor) -> torch.dtype:
     return torch.float64 if t.dtype == torch.float64 else torch.float32
 
 
-def _outer_csr(idx_BK: Tensor, pairs: list[tuple[Tensor, Tensor]], n_out: int) -> list[Tensor]:
-    # CPU: a [n_out, B] CSR matrix times the dense rows (MKL sparse mm), ~10x the speed of
-    # materialising B·k·D products there. Sorting the B·k indices by latent once builds the CSR
-    # pattern; each pair only permutes its coefficients (measured 30% faster than COO, which
-    # coalesces, i.e. sorts, inside every product).
+def _outer_sorted_coo(idx_BK: Tensor, pairs: list[tuple[Tensor, Tensor]], n_out: int) -> list[Tensor]:
+    # CPU: a [n_out, B] sparse matrix times the dense rows (one axpy of a dense row per entry),
+    # ~10x the speed of materialising B·k·D products there. The pattern is sorted by latent once
+    # (stable, so rows stay ascending within a latent: a valid coalesced COO) and shared by every
+    # pair; an unsorted COO would be re-sorted inside each product. Needs distinct (latent, row)
+    # pairs, which the top-k indices of one row are. Measured against MKL's CSR product on a
+    # 2-core EPYC: 17 vs 23 ms at B=4096, k=32, d_in=384.
     B, K = idx_BK.shape
     flat = idx_BK.reshape(-1)
-    order = flat.argsort()
-    crow = torch.zeros(n_out + 1, dtype=torch.long, device=flat.device)
-    torch.cumsum(torch.bincount(flat, minlength=n_out), 0, out=crow[1:])
-    col = order // K  # the batch row of each sorted entry
+    order = torch.argsort(flat, stable=True)
+    ind = torch.stack([flat[order], order // K])
     out = []
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Sparse CSR tensor support")
-        warnings.filterwarnings("ignore", message="Sparse invariant checks")
-        for coef_BK, rows_BD in pairs:
-            acc = _acc_dtype(rows_BD)
-            g_FB = torch.sparse_csr_tensor(
-                crow, col, coef_BK.reshape(-1)[order].to(acc), (n_out, B), check_invariants=False
-            )
-            out.append(torch.sparse.mm(g_FB, rows_BD.to(acc)))
+    for coef_BK, rows_BD in pairs:
+        acc = _acc_dtype(rows_BD)
+        g_FB = torch.sparse_coo_tensor(
+            ind, coef_BK.reshape(-1)[order].to(acc), (n_out, B), check_invariants=False, is_coalesced=True
+        )
+        out.append(torch.sparse.mm(g_FB, rows_BD.to(acc)))
     return out
 
 
 def _outer_sparse_mm(idx_BK: Tensor, coef_BK: Tensor, rows_BD: Tensor, n_out: int) -> Tensor:
-    # COO variant of `_outer_csr` (kept as a tested alternative; CSR is the CPU default).
+    # Unsorted COO (torch coalesces it, summing repeated (latent, row) pairs): for index patterns
+    # that may repeat a latent within a row, i.e. top-k and AuxK indices concatenated.
     B, K = idx_BK.shape
     acc = _acc_dtype(rows_BD)
     row_ids = torch.arange(B, device=idx_BK.device).repeat_interleave(K)

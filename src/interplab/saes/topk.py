@@ -95,8 +95,7 @@ class TopKSAE(SAE):
                 self.cfg.apply_b_dec_to_input,
             )
             with torch.no_grad():
-                # Σ‖x - mean‖² from the per-dimension variance: one pass instead of three.
-                total = (x_BD.var(0, correction=0).sum() * x_BD.shape[0]).clamp_min(1e-12)
+                total = torch.linalg.vector_norm(x_BD - x_BD.mean(0)).square().clamp_min(1e-12)
                 fvu = mse.detach() * x_BD.shape[0] / total
         else:
             pre_BF = self.pre_acts(x_BD)
