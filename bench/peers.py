@@ -105,7 +105,8 @@ class InterplabTopK(StepLoop):
             sparse_kernel=self.sparse_kernel,
         )
         self.sae = make_sae(cfg).to(self.device)
-        self.opt = torch.optim.Adam(self.sae.parameters(), lr=lr, betas=(0.9, 0.999))
+        fused = self.device.type in ("cpu", "cuda") or None  # as fit builds it
+        self.opt = torch.optim.Adam(self.sae.parameters(), lr=lr, betas=(0.9, 0.999), fused=fused)
         self.dead = DeadTracker(d_sae, self.device)
         self.lr, self.seed, self.step = lr, seed, 0
 

@@ -56,15 +56,15 @@ def demo(
     _run(["cache", "--model", DEMO_MODEL, "--hook", DEMO_HOOK, "--out", str(store), "--context-size", "64", "--resume",
           *device_args])
 
-    console.rule("[bold]3. train a TopK sparse autoencoder")
+    console.rule("[bold]3. train and evaluate a TopK sparse autoencoder")
     resume = ["--resume"] if (run / "config.json").exists() else []
     _run([
         "train-sae", "--store", str(store), "--out", str(run), "--arch", "topk", "--k", str(k),
         "--d-sae", str(d_sae), "--steps", str(steps), "--batch-size", "1024", "--lr", "1e-3",
         "--checkpoint-every", "200", "--log-every", "20", *resume, *device_args,
     ])
-    # MiniLM is a sentence encoder without an LM head, so CE/KL recovered does not apply here.
-    _run(["eval-sae", str(run / "sae"), "--store", str(store), "--batch-size", "1024", *device_args])
+    # train-sae ends by evaluating the SAE on the store (FVU, L0, dead/dense). MiniLM is a sentence
+    # encoder without an LM head, so CE/KL recovered (eval-sae --model) does not apply here.
     console.print(f"[green]SAE saved to {run / 'sae'} (SAELens layout); metrics in {run / 'eval.json'}")
     _dashboards_and_serve(console, out, store, run, serve, port, device_args)
 

@@ -7,6 +7,9 @@ Run folder of train-sae:
     sae/             the trained SAE (cfg.json + sae_weights.safetensors, SAELens v6 layout)
     eval.json        final evaluation (FVU, L0, dead/dense fractions; MMCS on synthetic data)
     l0_fvu.png/.html L0 vs FVU over training
+
+Under torchrun (`torchrun --nproc_per_node N -m interplab.cli train-sae ...`) the N processes train
+one SAE data-parallel (see training/distributed.py); rank 0 alone writes the run folder.
 """
 
 from __future__ import annotations
@@ -101,6 +104,27 @@ def _prepare_run_folder(out: Path, run_cfg: dict[str, Any], resume: bool) -> int
     return None
 
 
+def _on_main_then_shared(info, fn):
+    """Run `fn` on rank 0 only and return its result on every rank (its InterplabError too)."""
+    from interplab.common import InterplabError
+
+    if info.world_size == 1:
+        return fn()
+    import torch.distributed as dist
+
+    box: list[Any] = [None]
+    if info.is_main:
+        try:
+            box[0] = ("ok", fn())
+        except InterplabError as e:
+            box[0] = ("error", str(e))
+    dist.broadcast_object_list(box, src=0)
+    kind, value = box[0]
+    if kind == "error":
+        raise InterplabError(value)
+    return value
+
+
 def _progress_callback(bar, task, metrics_log):
     def on_step(step: int, metrics: dict[str, float]) -> None:
         metrics_log(step, metrics)
@@ -160,7 +184,7 @@ def train_sae(
     from interplab.common import InterplabError
     from interplab.evals.plots import plot_l0_fvu
     from interplab.saes import SAEConfig, make_sae, save_sae
-    from interplab.training import TrainConfig, fit
+    from interplab.training import TrainConfig, distributed, fit
     from interplab.training.metrics_log import JsonlMetrics
 
     if (store is None) == (not synthetic):
@@ -177,13 +201,22 @@ def train_sae(
     tc.check()
     sae = make_sae(sae_cfg)
     run_cfg = {"data": data, "sae": sae_cfg.to_dict(), "train": tc.to_dict()}
-    resume_step = _prepare_run_folder(out, run_cfg, resume)
-    tc.resume = resume_step is not None
-    metrics_log = JsonlMetrics(out / "metrics.jsonl", resume_step=resume_step)
-    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()]
-    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
-        task = bar.add_task("train-sae", total=steps, completed=resume_step or 0)
-        fit(sae, source, tc, on_step=_progress_callback(bar, task, metrics_log))
+    # Under torchrun every process runs this command: join the job first, let rank 0 alone own the
+    # run folder, metrics, progress bar and outputs (fit checkpoints on rank 0 too).
+    info = distributed.init_from_env()
+    try:
+        resume_step = _on_main_then_shared(info, lambda: _prepare_run_folder(out, run_cfg, resume))
+        tc.resume = resume_step is not None
+        if not info.is_main:
+            fit(sae, source, tc)
+            return
+        metrics_log = JsonlMetrics(out / "metrics.jsonl", resume_step=resume_step)
+        columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()]
+        with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+            task = bar.add_task("train-sae", total=steps, completed=resume_step or 0)
+            fit(sae, source, tc, on_step=_progress_callback(bar, task, metrics_log))
+    finally:
+        distributed.shutdown()
     save_sae(sae.cpu(), out / "sae", overwrite=True)
     result = _evaluate(sae, meta, store, eval_batches, batch_size)
     (out / "eval.json").write_text(json.dumps(result, indent=2))

@@ -34,11 +34,12 @@ from interplab.activations.store import ActivationStore
 from interplab.common import InterplabError, get_device, get_logger
 from interplab.dashboards.checkpoint import checkpoint_path, load_scan, save_scan, settings_hash
 from interplab.dashboards.config import DashboardConfig
-from interplab.dashboards.logits import logit_effects, token_texts, unembedding_of
+from interplab.dashboards.logits import logit_effects, unembedding_of
 from interplab.dashboards.nearest import nearest_latents, unit_rows
 from interplab.dashboards.quantiles import Histogram, QuantileSampler
 from interplab.dashboards.records import LatentExtras, example_records, feature_records
 from interplab.dashboards.scan import ProgressFn, TopScan, scan_quantiles, scan_top
+from interplab.models.tokens import token_texts
 from interplab.web.db import DashboardDB, SaeRecord
 
 log = get_logger(__name__)

@@ -10,12 +10,11 @@ unembedding (sentence encoders such as MiniLM) have no logit effects: the lists 
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 from torch import Tensor
 
-TokenText = Callable[[int], str]
+from interplab.models.tokens import TokenText
+
 """Token id -> display string."""
 
 
@@ -37,18 +36,6 @@ def _named(values_NK: Tensor, idx_NK: Tensor, token_text: TokenText) -> list[lis
     values, ids = values_NK.float().cpu().tolist(), idx_NK.cpu().tolist()
     return [[(token_text(i), v) for i, v in zip(row_ids, row_vals, strict=True)]
             for row_ids, row_vals in zip(ids, values, strict=True)]
-
-
-def token_texts(tokenizer) -> TokenText:  # type: ignore[no-untyped-def]
-    """A memoised id -> string function (decoding one id at a time, so ' the' keeps its space)."""
-    cache: dict[int, str] = {}
-
-    def text(token_id: int) -> str:
-        if token_id not in cache:
-            cache[token_id] = tokenizer.decode([token_id]) if tokenizer is not None else str(token_id)
-        return cache[token_id]
-
-    return text
 
 
 def unembedding_of(lm) -> Tensor | None:  # type: ignore[no-untyped-def]

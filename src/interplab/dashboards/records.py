@@ -14,10 +14,10 @@ from dataclasses import dataclass
 
 import torch
 
-from interplab.dashboards.logits import TokenText
 from interplab.dashboards.quantiles import Histogram, QuantileSampler, bucket_label
 from interplab.dashboards.scan import TopScan
 from interplab.dashboards.topk import TopKTracker
+from interplab.models.tokens import TokenText
 from interplab.web.db import ExampleRecord, FeatureRecord
 
 

@@ -18,7 +18,7 @@ from torch import Tensor
 from interplab.common import InterplabError
 from interplab.saes.base import SAE, SAEConfig, TrainOutput, TrainState
 from interplab.saes.registry import register_sae
-from interplab.saes.sparse_ops import SparseDecode, TopKEncode, sparse_decode_plain, topk_among_dead
+from interplab.saes.sparse_ops import SparseDecode, TopKTrainKernel, sparse_decode_plain, topk_among_dead
 
 
 def dense_from_sparse(values_BK: Tensor, idx_BK: Tensor, d_sae: int) -> Tensor:
@@ -66,6 +66,7 @@ class TopKSAE(SAE):
     """ReLU of the k largest pre-activations per token; unit-norm decoder; AuxK dead-latent loss."""
 
     unit_norm_decoder_default = True
+    encoder_init_scale_default = 0.5  # see SAEConfig.init_encoder_scale
 
     def __init__(self, cfg: SAEConfig):
         if not 0 < cfg.k <= cfg.d_sae:
@@ -89,17 +90,22 @@ class TopKSAE(SAE):
         n_dead = dead_N.numel()
         k, k_aux = self.cfg.k, self.cfg.k_aux_eff
         if self.cfg.sparse_kernel:
-            b_dec = self.b_dec if self.cfg.apply_b_dec_to_input else self.b_dec.new_zeros(0)
-            values, idx, aux_v, aux_i = TopKEncode.apply(x_BD, b_dec, self.W_enc, self.b_enc, k, dead_N, k_aux)
-            x_hat_BD = SparseDecode.apply(values, idx, self.W_dec) + self.b_dec
+            mse, x_hat_BD, resid_BD, values, idx, aux_v, aux_i = TopKTrainKernel.apply(
+                x_BD, self.b_dec, self.W_enc, self.b_enc, self.W_dec, k, dead_N, k_aux,
+                self.cfg.apply_b_dec_to_input,
+            )
+            with torch.no_grad():
+                total = torch.linalg.vector_norm(x_BD - x_BD.mean(0)).square().clamp_min(1e-12)
+                fvu = mse.detach() * x_BD.shape[0] / total
         else:
             pre_BF = self.pre_acts(x_BD)
             values, idx = pre_BF.topk(k, dim=-1, sorted=False)
             values = values.relu()
             aux_v, aux_i = topk_among_dead(pre_BF, dead_N, k_aux)
             x_hat_BD = self.decode(dense_from_sparse(values, idx, self.cfg.d_sae))
-        mse, fvu = self._reconstruction_stats(x_BD, x_hat_BD)
-        aux = auxk_loss(self, (x_BD - x_hat_BD).detach(), aux_v, aux_i, n_dead, self.cfg.sparse_kernel)
+            mse, fvu = self._reconstruction_stats(x_BD, x_hat_BD)
+            resid_BD = (x_BD - x_hat_BD).detach()
+        aux = auxk_loss(self, resid_BD, aux_v, aux_i, n_dead, self.cfg.sparse_kernel)
         with torch.no_grad():
             counts_F = sparse_fire_counts(values, idx, self.cfg.d_sae)
             l0 = (values > 0).sum(1).float().mean()

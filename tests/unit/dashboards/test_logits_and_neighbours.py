@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import torch
 
-from interplab.dashboards.logits import logit_effects, token_texts, unembedding_of
+from interplab.dashboards.logits import logit_effects, unembedding_of
 from interplab.dashboards.nearest import nearest_all, nearest_latents, unit_rows
+from interplab.models.tokens import token_texts
 
 
 def test_logit_effects_equal_the_decoder_row_times_the_unembedding(tiny_model_dir):

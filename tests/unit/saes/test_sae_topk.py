@@ -8,7 +8,7 @@ import torch
 
 from interplab.common import InterplabError
 from interplab.saes import SAEConfig, TrainState, make_sae, sparse_ops
-from interplab.saes.sparse_ops import sampled_dot, scatter_outer
+from interplab.saes.sparse_ops import sampled_dot, scatter_outer, scatter_outer_many
 
 
 def _pair(dtype: str, tied: bool = False, apply_b_dec: bool = True, **kw):
@@ -88,6 +88,58 @@ def test_every_device_variant_of_the_primitives_is_exact(outer, dot, monkeypatch
     torch.testing.assert_close(getattr(sparse_ops, dot)(rows, w, idx), (rows @ w.T).gather(1, idx))
 
 
+def test_shared_pattern_outer_products_match_dense_products():
+    torch.manual_seed(2)
+    idx = torch.stack([torch.randperm(40)[:6] for _ in range(17)])
+    pairs = [(torch.randn(17, 6, dtype=torch.float64), torch.randn(17, 5, dtype=torch.float64)) for _ in range(2)]
+    outs = scatter_outer_many(idx, pairs, 40)
+    for (coef, rows), out in zip(pairs, outs, strict=True):
+        dense_BF = torch.zeros(17, 40, dtype=torch.float64).scatter(1, idx, coef)
+        torch.testing.assert_close(out, dense_BF.T @ rows)
+
+
+def test_scatter_outer_sums_a_latent_repeated_within_a_row():
+    idx = torch.tensor([[3, 3], [1, 3]])  # top-k and AuxK indices concatenated can repeat a latent
+    coef = torch.tensor([[1.0, 2.0], [4.0, 8.0]], dtype=torch.float64)
+    rows = torch.tensor([[1.0], [10.0]], dtype=torch.float64)
+    expected = torch.zeros(5, 1, dtype=torch.float64)
+    expected[3] = 1 + 2 + 80
+    expected[1] = 40
+    torch.testing.assert_close(scatter_outer(idx, coef, rows, 5), expected)
+
+
+def test_blocked_encoder_selects_the_same_latents_as_one_matmul(monkeypatch):
+    torch.manual_seed(3)
+    x, w, b = torch.randn(37, 8, dtype=torch.float64), torch.randn(8, 50, dtype=torch.float64), torch.randn(50, dtype=torch.float64)
+    dead = torch.arange(0, 50, 4)
+    pre = torch.addmm(b, x, w)
+    monkeypatch.setattr(sparse_ops, "_CPU_BLOCK_ELEMS", 50 * 5)  # blocks of 5 rows, last one partial
+    v, i, av, ai = sparse_ops.encode_topk(x, w, b, 6, dead, 4)
+    ref_v, ref_i = pre.topk(6, dim=-1)
+    torch.testing.assert_close(v.sort(-1).values, ref_v.relu().sort(-1).values)
+    torch.testing.assert_close(pre.gather(1, i).relu(), v)
+    ref_av = pre[:, dead].topk(4, dim=-1).values.relu()
+    torch.testing.assert_close(av.sort(-1).values, ref_av.sort(-1).values)
+    assert torch.isin(ai, dead).all()
+    assert ai.shape == (37, 4) and i.shape == (37, 6)
+
+
+def test_fused_kernel_passes_gradients_to_inputs_and_through_x_hat():
+    # A loss on x_hat (not only on the built-in squared error) and an input that needs grad.
+    fast, ref = _pair("float64", d_in=10, d_sae=40, k=4, k_aux=5)
+    x = torch.randn(21, 10, dtype=torch.float64)
+    dead = torch.zeros(40, dtype=torch.bool)
+    dead[1::2] = True
+    grads = []
+    for sae in (fast, ref):
+        xg = x.clone().requires_grad_(True)
+        out = sae.training_forward(xg, TrainState(dead_mask_F=dead))
+        (out.loss + out.x_hat_BD.sin().sum()).backward()
+        grads.append({"x": xg.grad, **_grads(sae)})
+    for name in grads[0]:
+        torch.testing.assert_close(grads[0][name], grads[1][name], msg=name)
+
+
 def test_encode_keeps_exactly_k_largest_relu_values():
     sae = make_sae(SAEConfig(d_in=10, d_sae=40, k=6))
     x = torch.randn(7, 10)
@@ -124,10 +176,21 @@ def test_tied_weights_share_the_decoder_and_halve_the_matrices():
     assert tied.W_dec.grad is not None and tied(x).x_hat.shape == (5, 8)
 
 
-def test_encoder_starts_as_decoder_transpose_with_unit_rows():
+def test_encoder_starts_as_scaled_decoder_transpose_with_unit_rows():
     sae = make_sae(SAEConfig(d_in=16, d_sae=64, k=4))
-    torch.testing.assert_close(sae.W_enc, sae.W_dec.T)
+    torch.testing.assert_close(sae.W_enc, sae.encoder_init_scale * sae.W_dec.T)
+    assert 0 < sae.encoder_init_scale < 1  # TopK's default starts the encoder smaller
     torch.testing.assert_close(sae.decoder_norms(), torch.ones(64))
+
+
+@pytest.mark.parametrize("arch, default", [("topk", None), ("relu", 1.0)])
+def test_init_encoder_scale_in_the_config_overrides_the_architecture_default(arch, default):
+    base = make_sae(SAEConfig(d_in=16, d_sae=64, architecture=arch))
+    if default is not None:
+        assert base.encoder_init_scale == default
+    sae = make_sae(SAEConfig(d_in=16, d_sae=64, architecture=arch, init_encoder_scale=0.25))
+    torch.testing.assert_close(sae.W_enc, 0.25 * sae.W_dec.T)
+    torch.testing.assert_close(sae.W_dec, base.W_dec)  # the decoder does not depend on it
 
 
 def test_gradient_projection_removes_the_radial_component():

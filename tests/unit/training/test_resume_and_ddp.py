@@ -85,6 +85,27 @@ def test_torchrun_two_cpu_processes_match_one_process(tmp_path):
     assert not torch.allclose(init["W_dec"], a["W_dec"], atol=1e-3)
 
 
+def test_train_sae_command_under_torchrun_matches_one_process_and_rank0_writes_the_run(tmp_path):
+    args = ["train-sae", "--synthetic", "--n-features", "32", "--d-in", "16", "--mean-active", "3",
+            "--d-sae", "48", "--k", "4", "--batch-size", "64", "--lr", "3e-3", "--steps", "12",
+            "--log-every", "4", "--checkpoint-every", "6", "--eval-batches", "2", "--device", "cpu"]
+    one, two = tmp_path / "one", tmp_path / "two"
+    env = {**_env(), "PYTHONPATH": str(Path(distributed.__file__).parents[2])}
+    proc = subprocess.run([sys.executable, "-m", "interplab.cli", *args, "--out", str(one)], env=env,
+                          capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+           "--master_port", str(_free_port()), "-m", "interplab.cli", *args, "--out", str(two)]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    a = load_file(str(one / "sae" / "sae_weights.safetensors"))
+    b = load_file(str(two / "sae" / "sae_weights.safetensors"))
+    for name in a:
+        torch.testing.assert_close(b[name], a[name], atol=1e-5, rtol=1e-4, msg=name)
+    steps = [line for line in (two / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    assert len(steps) == 3  # steps 4, 8, 12 logged once, by rank 0 only
+
+
 def test_each_rank_takes_its_own_contiguous_slice_of_the_global_batch():
     x_BD = torch.arange(12.0).view(6, 2)
     parts = [distributed.local_slice(x_BD, distributed.DistInfo(r, 3, r)) for r in range(3)]

@@ -79,6 +79,37 @@ def test_tracker_marks_latents_dead_after_the_window_and_revives_on_fire():
     assert tr.freq_F[0] > tr.freq_F[1] > tr.freq_F[2] == 0
 
 
+def test_tracker_skips_the_dead_mask_while_no_latent_can_be_dead_and_rechecks_after_load():
+    tr = DeadLatentTracker(3, dead_after_tokens=100, freq_window_tokens=1000, device=torch.device("cpu"))
+    tr.update(torch.tensor([1, 0, 0]), 60)
+    assert tr.maybe_dead_mask() is None  # 60 tokens < 100: nothing can be dead, no device read
+    tr.update(torch.tensor([1, 0, 1]), 60)
+    assert tr.maybe_dead_mask().tolist() == [False, True, False]  # latent 1: 120 tokens
+    tr.update(torch.tensor([1, 1, 1]), 10)
+    assert tr.maybe_dead_mask() is None  # everything fired; the bound was refreshed from the device
+    other = DeadLatentTracker(3, dead_after_tokens=100, freq_window_tokens=1000, device=torch.device("cpu"))
+    other.load({**tr.tensors(), "trainer.tokens_since_fired_F": torch.tensor([0, 100, 5])})
+    assert other.maybe_dead_mask().tolist() == [False, True, False]  # loaded counters are read, not assumed
+
+
+def test_auxk_loss_turns_on_in_fit_once_latents_are_dead():
+    sae = _sae("topk", k_aux=8)
+    with torch.no_grad():
+        sae.W_enc[:, :24].mul_(-1)  # half the latents cannot fire at first
+    cfg = TrainConfig(total_steps=60, lr=3e-3, log_every=60, dead_after_tokens=64 * 5)
+    seen: list[float] = []
+    fit(sae, ToyFeatureSource(TOY), cfg, on_step=lambda d, m: seen.append(m.get("aux_loss", 0.0)))
+    assert seen[-1] > 0  # AuxK ran once latents were marked dead
+    assert _eval(sae) < 0.5
+
+
+def test_adam_is_fused_on_cpu():
+    from interplab.training.trainer import _adam
+
+    opt = _adam(_sae("topk"), TrainConfig(), torch.device("cpu"))
+    assert opt.defaults["fused"] is True
+
+
 def test_on_step_sees_every_step_and_metrics_on_log_steps_with_evaluator_at_the_end():
     seen: list[tuple[int, dict]] = []
     res = fit(_sae("topk"), ToyFeatureSource(TOY), TrainConfig(total_steps=7, log_every=3),

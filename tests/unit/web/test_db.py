@@ -59,6 +59,24 @@ def test_search_by_peak_token_and_by_explanation(tmp_path: Path) -> None:
     assert db.get_explanations(sae_id, 1)[0].detection == 0.8
 
 
+def test_databases_made_before_the_sort_indexes_get_them_on_open(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "old.db"
+    DashboardDB(path).close()
+    with sqlite3.connect(path) as conn:
+        conn.execute("DROP INDEX ix_features_frequency")
+        conn.execute("DROP INDEX ix_feature_tokens_by_token")
+    db = DashboardDB(path, create=False)
+    db.close()
+    with sqlite3.connect(path) as conn:
+        names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+        plan = " ".join(str(r) for r in conn.execute(
+            "EXPLAIN QUERY PLAN SELECT * FROM features WHERE sae_id = 1 ORDER BY frequency DESC LIMIT 10"))
+    assert {"ix_features_frequency", "ix_features_max_act", "ix_feature_tokens_by_token"} <= names
+    assert "ix_features_frequency" in plan and "TEMP B-TREE" not in plan
+
+
 def test_opening_a_missing_database_for_reading_names_the_fix(tmp_path: Path) -> None:
     with pytest.raises(InterplabError, match="interplab dashboards"):
         DashboardDB(tmp_path / "nope.db", create=False)

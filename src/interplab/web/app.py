@@ -1,0 +1,82 @@
+"""The web app: `create_app(db, ...)` returns a FastAPI app serving the JSON API (/api/...) and the pages.
+
+Nothing is fetched from outside (no CDN): pages are server-rendered with Jinja2 (autoescape on), with one
+stylesheet and one small script under /static. The interactive API docs of FastAPI load their assets from
+a CDN, so they are off; the schema is at /api/openapi.json and committed as web/openapi.json.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from interplab.web.api import api_router
+from interplab.web.db import DashboardDB
+from interplab.web.live import LiveInference
+from interplab.web.pages import page_router, report_router
+from interplab.web.render import STATIC, Pages
+from interplab.web.state import NotFound, WebState
+
+TITLE = "interplab dashboards"
+VERSION = "1"
+
+
+def _is_api(request: Request) -> bool:
+    return request.url.path.startswith("/api/")
+
+
+def _add_error_handlers(app: FastAPI, pages: Pages) -> None:
+    def error(request: Request, status: int, detail: str) -> Response:
+        if _is_api(request):
+            return JSONResponse({"detail": detail}, status_code=status)
+        return pages.render("error.html", status_code=status, status=status, message=detail)
+
+    @app.exception_handler(NotFound)
+    async def not_found(request: Request, exc: NotFound) -> Response:
+        return error(request, 404, str(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        detail = "no such page" if exc.status_code == 404 and exc.detail == "Not Found" else str(exc.detail)
+        return error(request, exc.status_code, detail)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> Response:
+        if _is_api(request):
+            return JSONResponse({"detail": jsonable_encoder(exc.errors())}, status_code=422)
+        parts = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
+        return error(request, 400, "bad request: " + "; ".join(parts))
+
+
+def create_app(db: DashboardDB | str | Path, *, sae_paths: Mapping[int, str | Path] | None = None,
+               model: str | None = None, reports_dir: str | Path | None = None,
+               device: str | None = None, vectors_dir: str | Path | None = None) -> FastAPI:
+    """The dashboards web app over `db` (a DashboardDB, a SQLite path or a SQLAlchemy URL).
+
+    sae_paths: SAE id -> SAE folder for live inference (default: the `path` column of the saes table).
+    model: model name or folder for live inference (default: the `model` column).
+    reports_dir: folder searched for report folders (those holding index.json) shown under /reports.
+    vectors_dir: folder of steering vector files (`interplab steer build`) offered by the steering playground.
+    """
+    database = db if isinstance(db, DashboardDB) else DashboardDB(db, create=False)
+    state = WebState(db=database, live=LiveInference(sae_paths, model=model, device=device),
+                     reports_dir=Path(reports_dir) if reports_dir is not None else None,
+                     vectors_dir=Path(vectors_dir) if vectors_dir is not None else None)
+    pages = Pages()
+    app = FastAPI(title=TITLE, version=VERSION, docs_url=None, redoc_url=None, openapi_url="/api/openapi.json",
+                  description="Feature dashboards of sparse autoencoders: latents, examples, search, live inference, "
+                              "steering.")
+    app.state.web = state
+    app.include_router(api_router(state))
+    app.include_router(page_router(state, pages))
+    app.include_router(report_router(state, pages))
+    app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
+    _add_error_handlers(app, pages)
+    return app

@@ -1,0 +1,157 @@
+"""Live inference for the web UI: text -> tokens -> activations at the SAE's hook -> top latents per token.
+
+1. The model and SAE of an SAE row are loaded on first use and kept (one pair per SAE id). The SAE folder
+   is the one `interplab serve --sae` gave for it, else the `path` column; the model is serve's `--model`,
+   else the `model` column.
+2. The text is tokenized (truncated to `max_tokens`), the forward pass runs only as far as the hook
+   (`run_to_capture`), and `SAE.encode` gives the latents of every token.
+3. Per token, the `top_n` largest latents with value > 0 are returned.
+
+One lock serialises loading and inference: hooks are registered on the shared model per call. The steering
+playground (web/steer.py) takes the same lock and the same loaded models, so a model is loaded once.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from interplab.common import InterplabError, get_logger
+from interplab.web.db import SaeRecord
+
+if TYPE_CHECKING:  # torch and transformers load on the first live request, not when the server starts
+    import torch
+
+    from interplab.models.loading import LoadedModel
+    from interplab.saes.base import SAE
+
+log = get_logger(__name__)
+
+
+@dataclass
+class LiveResult:
+    tokens: list[str]
+    top_idx: list[list[int]]  # [seq][<= top_n], largest first, only latents > 0
+    top_val: list[list[float]]
+
+
+class LiveInference:
+    """Lazily loaded (model, SAE) pairs and the per-token top latents of a text."""
+
+    def __init__(self, sae_paths: Mapping[int, str | Path] | None = None, model: str | None = None,
+                 device: str | None = None, max_tokens: int = 256) -> None:
+        self.sae_paths = {int(k): Path(v) for k, v in (sae_paths or {}).items()}
+        self.model_override = model
+        self.device = device
+        self.max_tokens = max_tokens
+        self._models: dict[str, LoadedModel] = {}
+        self._saes: dict[int, SAE] = {}
+        self._causal: dict[str, bool | None] = {}  # model name -> causal LM? (from its config), cached
+        self.lock = threading.Lock()
+
+    def model_name(self, rec: SaeRecord) -> str:
+        return self.model_override or rec.model
+
+    def sae_path(self, rec: SaeRecord) -> Path:
+        return self.sae_paths.get(rec.id or 0, Path(rec.path))
+
+    def load(self, rec: SaeRecord) -> tuple[LoadedModel, SAE]:
+        """The (model, SAE) of an SAE row, loaded on first use; call it holding `self.lock`."""
+        from interplab.saes.io import load_sae
+
+        sae_id = rec.id or 0
+        if sae_id not in self._saes:
+            path = self.sae_path(rec)
+            if rec.path.startswith("neurons:") and (rec.id or 0) not in self.sae_paths:
+                raise InterplabError(f"{rec.name!r} holds dashboards of model neurons, not of an SAE: "
+                                     "live inference needs an SAE")
+            if not path.exists():
+                raise InterplabError(
+                    f"live inference needs the weights of SAE {rec.name!r}, but there is no SAE at {path}; "
+                    "start the server with `interplab serve --db ... --sae <folder>`")
+            self._saes[sae_id] = load_sae(path, device=self.device)
+        return self.model(self.model_name(rec)), self._saes[sae_id]
+
+    def model(self, name: str) -> LoadedModel:
+        """The model `name` (hub id or folder), loaded on first use; call it holding `self.lock`."""
+        from interplab.models.loading import load_model
+
+        if name not in self._models:
+            self._models[name] = load_model(name, device=self.device)
+        return self._models[name]
+
+    def known_causal(self, name: str) -> bool | None:
+        """Whether `name` is a causal LM, if already known (loaded, or its config read); never loads."""
+        if name in self._models:
+            return self._models[name].is_causal
+        return self._causal.get(name)
+
+    def is_causal(self, name: str) -> bool | None:
+        """Whether `name` is a causal LM, from its config.json on this machine (no download, no weights);
+        None when the config cannot be read here (the model then loads on the first request)."""
+        known = self.known_causal(name)
+        if known is not None or name in self._causal:
+            return known
+        from transformers import AutoConfig
+
+        from interplab.models.loading import _is_causal_config, resolve_source
+
+        try:
+            config = AutoConfig.from_pretrained(resolve_source(name), local_files_only=True)
+            self._causal[name] = _is_causal_config(config)
+        except (OSError, ValueError, InterplabError):
+            self._causal[name] = None
+        return self._causal[name]
+
+    def run(self, rec: SaeRecord, text: str, top_n: int = 5) -> LiveResult:
+        """Tokens of `text` and, per token, the top_n firing latents of this SAE."""
+        import torch
+
+        from interplab.models.interventions import run_to_capture
+
+        with self.lock:
+            lm, sae = self.load(rec)
+            batch = lm.tokenize(text, max_length=self.max_tokens)
+            acts_SD = run_to_capture(lm.model, batch, rec.hook)[rec.hook][0]
+            if acts_SD.shape[-1] != sae.cfg.d_in:
+                raise InterplabError(f"{rec.hook} of {self.model_name(rec)} has d={acts_SD.shape[-1]} but "
+                                     f"SAE {rec.name!r} reads d_in={sae.cfg.d_in}")
+            with torch.no_grad():
+                latents_SF = sae.encode(acts_SD.to(device=sae.device, dtype=sae.dtype))
+            tokens = token_texts(lm, text, batch["input_ids"][0].tolist(), self.max_tokens)
+        return _top_latents(tokens, latents_SF, top_n)
+
+
+def token_texts(lm: LoadedModel, text: str, ids: list[int], max_tokens: int) -> list[str]:
+    """Each token as the piece of `text` it covers, the whitespace before it included, so the pieces join
+    back into the text (WordPiece's "cat" after "the" shows as " cat"). Special tokens, and tokenizers
+    without offsets, fall back to decoding the single id."""
+    try:
+        enc = lm.tokenizer(text, truncation=True, max_length=max_tokens, return_offsets_mapping=True)
+    except NotImplementedError:  # slow (Python) tokenizers have no offsets
+        return [str(lm.tokenizer.decode([i])) for i in ids]
+    if list(enc["input_ids"]) != ids:
+        return [str(lm.tokenizer.decode([i])) for i in ids]
+    pieces, prev_end = [], 0
+    for i, (start, end) in zip(ids, enc["offset_mapping"], strict=True):
+        if end > max(start, prev_end):
+            pieces.append(text[prev_end:end])
+            prev_end = end
+        else:  # special token, or a second piece of one character (byte-level BPE of an emoji)
+            pieces.append(str(lm.tokenizer.decode([i])))
+    return pieces
+
+
+def _top_latents(tokens: list[str], latents_SF: torch.Tensor, top_n: int) -> LiveResult:
+    k = min(top_n, latents_SF.shape[-1])
+    values_SK, idx_SK = latents_SF.float().topk(k, dim=-1)
+    top_idx: list[list[int]] = []
+    top_val: list[list[float]] = []
+    for vals, idxs in zip(values_SK.tolist(), idx_SK.tolist(), strict=True):
+        keep = [j for j, v in enumerate(vals) if v > 0]
+        top_idx.append([idxs[j] for j in keep])
+        top_val.append([vals[j] for j in keep])
+    return LiveResult(tokens=tokens, top_idx=top_idx, top_val=top_val)

@@ -1,0 +1,115 @@
+"""Jinja2 rendering for the web pages: one environment with autoescape always on, and small view helpers.
+
+Model text (tokens, explanations, report titles) reaches templates only as plain strings, so Jinja escapes
+it; no template marks model text `|safe`. Colours and bar sizes are computed here from numbers.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fastapi.responses import HTMLResponse
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+TEMPLATES = Path(__file__).parent / "templates"
+STATIC = Path(__file__).parent / "static"
+
+# Byte-level BPE and SentencePiece mark a leading space with these; newlines become a visible arrow.
+_TOKEN_MARKS = {"Ġ": " ", "▁": " ", "Ċ": "↵", "\n": "↵", "\r": "", "\t": "⇥"}
+
+
+def display_token(token: str) -> str:
+    """A token as shown on a page (raw tokenizer pieces made readable); still escaped by Jinja."""
+    return "".join(_TOKEN_MARKS.get(ch, ch) for ch in token)
+
+
+_SPACE_LED = (" ", "Ġ", "▁", "\n", "\t", "Ċ")
+_WORDPIECE_SPECIALS = {"[CLS]", "[SEP]", "[PAD]", "[MASK]", "[UNK]"}
+
+
+def looks_wordpiece(tokens: list[str]) -> bool:
+    """Tokens decoded one by one from a WordPiece (BERT) tokenizer: no piece carries its space, and words
+    continue with "##". Byte-level BPE / SentencePiece contexts always have space-led pieces."""
+    if any(t.startswith(_SPACE_LED) for t in tokens):
+        return False
+    return any(t.startswith("##") or t in _WORDPIECE_SPECIALS for t in tokens) or sum(t.isalpha() for t in tokens) >= 3
+
+
+def spaced_tokens(tokens: list[str]) -> list[str]:
+    """WordPiece contexts with the spaces a reader expects ("##" continues a word, anything else starts one);
+    other tokenizers' pieces are returned unchanged."""
+    if not looks_wordpiece(tokens):
+        return tokens
+    return [t[2:] if t.startswith("##") and len(t) > 2 else (t if i == 0 else " " + t) for i, t in enumerate(tokens)]
+
+
+def opacity(value: float, max_value: float) -> str:
+    """Background alpha in [0, 1] for a token: its activation over the latent's maximum."""
+    if max_value <= 0 or not math.isfinite(value) or value <= 0:
+        return "0"
+    return f"{min(value / max_value, 1.0):.3f}"
+
+
+def fmt(value: float | None, digits: int = 3) -> str:
+    """A number for a table cell; None (no score) shows as n/a."""
+    if value is None:
+        return "n/a"
+    if value != 0 and (abs(value) < 10 ** -digits or abs(value) >= 1e6):
+        return f"{value:.{digits}e}"
+    return f"{value:.{digits}f}"
+
+
+def token_cells(tokens: list[str], acts: list[float], max_value: float) -> list[tuple[str, str, str]]:
+    """(shown text, background alpha, title) per token; computed here once, not per token in Jinja."""
+    shown = spaced_tokens(tokens)
+    return [(display_token(t), opacity(a, max_value), fmt(a)) for t, a in zip(shown, acts, strict=False)]
+
+
+@dataclass
+class Bar:
+    x: float
+    y: float
+    width: float
+    height: float
+    label: str  # "lo–hi: count" for the bar's tooltip
+
+
+def histogram_bars(edges: list[float], counts: list[int], width: float = 600, height: float = 160) -> list[Bar]:
+    """SVG rectangles (in a width x height box) of a histogram, heights relative to the largest count."""
+    n = len(counts)
+    if n == 0 or len(edges) != n + 1:
+        return []
+    top = max(max(counts), 1)
+    bar_w = width / n
+    bars = []
+    for i, count in enumerate(counts):
+        h = height * count / top
+        bars.append(Bar(x=round(i * bar_w, 2), y=round(height - h, 2), width=round(max(bar_w - 1, 0.5), 2),
+                        height=round(h, 2),
+                        label=f"{fmt(edges[i])}–{fmt(edges[i + 1])}: {count}"))
+    return bars
+
+
+def make_environment() -> Environment:
+    env = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=True, undefined=StrictUndefined,
+                      trim_blocks=True, lstrip_blocks=True)
+    env.filters["tok"] = display_token
+    env.filters["fmt"] = fmt
+    env.globals["opacity"] = opacity
+    env.globals["token_cells"] = token_cells
+    env.globals["histogram_bars"] = histogram_bars
+    return env
+
+
+class Pages:
+    """Renders templates to HTML responses."""
+
+    def __init__(self) -> None:
+        self.env = make_environment()
+
+    def render(self, name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+        html = self.env.get_template(name).render(**context)
+        return HTMLResponse(html, status_code=status_code)

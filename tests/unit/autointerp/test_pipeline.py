@@ -1,0 +1,94 @@
+import json
+
+import pytest
+import torch
+
+from interplab.autointerp.clients import LocalHFClient, OpenAICompatibleClient
+from interplab.autointerp.examples import ExampleConfig, collect_examples, split_held_out
+from interplab.autointerp.pipeline import AutointerpConfig, examples_from_db, run_autointerp
+from interplab.autointerp.score import ScoreConfig
+from interplab.autointerp.serve import serve_client
+from interplab.common import InterplabError
+from interplab.data.corpus import load_demo_corpus
+from interplab.saes import SAEConfig, make_sae
+
+HOOK = "blocks.0.resid_post"
+
+
+@pytest.fixture(scope="module")
+def sae():
+    torch.manual_seed(0)
+    return make_sae(SAEConfig(d_in=64, d_sae=32, architecture="topk", k=2, metadata={"hook_name": HOOK}))
+
+
+@pytest.fixture(scope="module")
+def texts():
+    return list(load_demo_corpus())[:40]
+
+
+def test_collected_examples_are_sorted_silent_where_random_and_split_without_overlap(gpt2, sae, texts):
+    cfg = ExampleConfig(context=16, n_top=6, n_random=6)
+    examples = collect_examples(gpt2, sae, HOOK, texts, top_n=3, cfg=cfg)
+    assert len(examples) == 3
+    for ex in examples.values():
+        maxes = [e.max_act for e in ex.top]
+        assert maxes == sorted(maxes, reverse=True) and maxes[0] > 0
+        assert all(e.max_act > 0 for e in ex.quantile) and all(e.max_act == 0 for e in ex.random)
+        assert all(len(e.tokens) == len(e.acts) == 16 for e in ex.top + ex.random)
+        shown, held = split_held_out(ex)
+        shown_texts = {e.text() for e in shown.top + shown.quantile + shown.random}
+        assert not shown_texts & {e.text() for e in held.top + held.quantile + held.random}
+
+
+def test_out_of_range_features_are_a_one_line_error(gpt2, sae, texts):
+    with pytest.raises(InterplabError, match="out of range"):
+        collect_examples(gpt2, sae, HOOK, texts[:5], features=[99], cfg=ExampleConfig(context=16))
+
+
+def test_explain_pipeline_against_a_real_local_server_writes_explanations_and_scores(
+    gpt2, sae, texts, tmp_path
+):
+    examples = collect_examples(
+        gpt2, sae, HOOK, texts, features=[0, 1], cfg=ExampleConfig(context=16, n_top=4, n_random=4)
+    )
+    cfg = AutointerpConfig(score=ScoreConfig(batch_size=4, max_examples=4))
+    cfg.explain.max_tokens = 12
+    with serve_client(LocalHFClient(gpt2)) as server:
+        client = OpenAICompatibleClient(server.url)
+        records = run_autointerp(client, examples, tmp_path / "run", cfg)
+    lines = (tmp_path / "run" / "explanations.jsonl").read_text().splitlines()
+    assert [json.loads(line)["feature"] for line in lines] == [0, 1]
+    for rec in records:
+        assert rec["explanation"] and 0.0 <= rec["detection"] <= 1.0 and 0.0 <= rec["fuzzing"] <= 1.0
+    assert (tmp_path / "run" / "scores.csv").read_text().count("\n") == 3
+    index = json.loads((tmp_path / "run" / "index.json").read_text())
+    assert index["summary"]["n_features"] == 2
+
+
+def test_a_second_run_refuses_the_folder_and_resume_skips_finished_latents(cat_examples, judge, tmp_path):
+    run_autointerp(judge, {7: cat_examples}, tmp_path)
+    calls = judge.calls
+    with pytest.raises(InterplabError, match="--resume"):
+        run_autointerp(judge, {7: cat_examples}, tmp_path)
+    records = run_autointerp(judge, {7: cat_examples, 8: cat_examples}, tmp_path, resume=True)
+    assert sorted(r["feature"] for r in records) == [7, 8]
+    assert judge.calls - calls == calls  # only latent 8 was explained and scored again
+    assert records[0]["detection"] == 1.0 and records[0]["explanation"] == "the word cat"
+
+
+def test_examples_are_read_from_and_explanations_written_to_the_dashboards_db(
+    cat_db, cat_examples, judge, tmp_path
+):
+    db, sae_id = cat_db
+    examples = examples_from_db(db, sae_id, [0], n_random=4)
+    assert len(examples[0].top) == 6 and len(examples[0].random) == 1
+    assert all(a == 0 for e in examples[0].random for a in e.acts)
+
+    def to_db(rec):
+        db.write_explanation(
+            sae_id, rec["feature"], rec["explanation"], rec["explainer"], rec["detection"], rec["fuzzing"]
+        )
+
+    run_autointerp(judge, {0: cat_examples}, tmp_path / "run", sink=to_db)
+    saved = db.get_explanations(sae_id, 0)
+    assert saved[0].text == "the word cat" and saved[0].detection == 1.0

@@ -1,0 +1,30 @@
+"""View helpers: token highlight alphas, readable WordPiece contexts, histogram bars."""
+
+from __future__ import annotations
+
+from interplab.web.render import display_token, histogram_bars, opacity, spaced_tokens, token_cells
+
+
+def test_alpha_is_activation_over_max_clipped_to_0_1() -> None:
+    assert [opacity(v, 4.0) for v in (4.0, 2.0, 0.0, -1.0, 8.0, float("nan"))] == ["1.000", "0.500", "0", "0", "1.000", "0"]
+    assert opacity(1.0, 0.0) == "0"
+
+
+def test_wordpiece_contexts_get_spaces_and_bpe_contexts_stay_as_they_are() -> None:
+    bert = ["[CLS]", "token", "##ization", "of", "un", "##bel", "##ie", "##va", "##bly", "words", "[SEP]"]
+    assert "".join(spaced_tokens(bert)) == "[CLS] tokenization of unbelievably words [SEP]"
+    assert "".join(spaced_tokens(["the", "cats", "were", "running"])) == "the cats were running"
+    gpt2 = ["The", " cat", " sat", "##"]
+    assert spaced_tokens(gpt2) == gpt2
+    assert display_token("Ġcat") == " cat" and display_token("a\nb") == "a↵b"
+
+
+def test_token_cells_keep_one_cell_per_token() -> None:
+    cells = token_cells(["un", "##bel", "<script>"], [0.0, 2.0, 1.0], 2.0)
+    assert cells == [("un", "0", "0.000"), ("bel", "1.000", "2.000"), (" <script>", "0.500", "1.000")]
+
+
+def test_histogram_bars_scale_to_the_largest_count() -> None:
+    bars = histogram_bars([0.0, 1.0, 2.0], [10, 5], width=100, height=50)
+    assert [(b.x, b.height) for b in bars] == [(0.0, 50.0), (50.0, 25.0)]
+    assert histogram_bars([0.0, 1.0], [1, 2]) == []  # inconsistent edges: no bars, no crash
