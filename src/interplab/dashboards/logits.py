@@ -15,8 +15,6 @@ from torch import Tensor
 
 from interplab.models.tokens import TokenText
 
-"""Token id -> display string."""
-
 
 def logit_effects(w_dec_ND: Tensor, w_u_DV: Tensor | None, n: int,
                   token_text: TokenText) -> tuple[list[list[tuple[str, float]]], list[list[tuple[str, float]]]]:
