@@ -2,7 +2,7 @@
 
 1. Statistics (frequency, max, mean over firing tokens, histogram) are read from the per-latent tensors.
 2. Each kept context becomes an `ExampleRecord`: the window of token ids around the peak (padding
-   dropped), each token decoded on its own, the latent's activations over the window rounded to 4
+   dropped), each id's display string (models/tokens.py), the latent's activations over the window rounded to 4
    decimals (display precision; the peak `max_act` keeps full precision), and the peak's position
    row · context_size + token in the store.
 3. Top examples are ranked by activation; quantile samples by bucket (highest first), then activation.

@@ -17,7 +17,7 @@ latent, by its maximum activation over the row's real tokens. Algorithm, per bat
 4. `LatentStats`: maxima per latent (pass 1); firing counts and sums from the sparse positive
    entries (pass 2, with the histogram: see quantiles.py).
 
-Everything stays on the device of the latents; memory is G · k · (L + 3) numbers.
+Everything stays on the device of the latents; memory is G · k · (L + 5) numbers.
 """
 
 from __future__ import annotations
