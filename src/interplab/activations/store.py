@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import threading
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -36,6 +35,7 @@ from safetensors.torch import save as st_save
 from torch import Tensor
 
 from interplab.common import InterplabError, get_dtype, get_logger
+from interplab.files import write_bytes_atomic
 
 log = get_logger(__name__)
 
@@ -168,17 +168,8 @@ class Shard(NamedTuple):
     """[n_seq, ctx] bool, True on real tokens."""
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def _atomic_write_json(path: Path, data: dict[str, Any]) -> None:
-    _atomic_write_bytes(path, json.dumps(data, indent=2).encode())
+    write_bytes_atomic(path, json.dumps(data, indent=2).encode(), fsync=True)
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -449,7 +440,7 @@ class StoreWriter:
         }
         data = st_save(payload)
         info = ShardInfo(shard_name(index), stop - start, int(mask.sum()), hashlib.sha256(data).hexdigest())
-        _atomic_write_bytes(self.folder / info.file, data)
+        write_bytes_atomic(self.folder / info.file, data, fsync=True)
         with self._lock:
             self.done[index] = info
             progress = {**asdict(h), "shards": {str(i): asdict(s) for i, s in sorted(self.done.items())}}

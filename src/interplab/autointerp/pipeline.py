@@ -15,7 +15,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
 import random
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -27,6 +26,7 @@ from interplab.autointerp.examples import Example, LatentExamples, split_held_ou
 from interplab.autointerp.explain import ExplainConfig, explain_latent
 from interplab.autointerp.score import ScoreConfig, detection_score, fuzzing_score
 from interplab.common import InterplabError, get_logger
+from interplab.files import json_safe, write_text_atomic
 
 log = get_logger(__name__)
 
@@ -80,22 +80,6 @@ def explain_and_score(
     return record
 
 
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, Mapping):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    return value
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def _done(path: Path) -> dict[int, dict[str, Any]]:
     """Finished records in explanations.jsonl (a torn last line from a killed run is dropped)."""
     records: dict[int, dict[str, Any]] = {}
@@ -144,10 +128,10 @@ def write_scores(out: Path, records: Iterable[dict[str, Any]], summary: Mapping[
         writer = csv.DictWriter(handle, fieldnames=columns)
         writer.writeheader()
         writer.writerows(rows)
-    _write_atomic(out / "scores.json", json.dumps(_json_safe(rows), indent=1))
+    write_text_atomic(out / "scores.json", json.dumps(json_safe(rows), indent=1))
     index = {
         "title": "Auto-interpretability: explanations and scores",
-        "summary": _json_safe(dict(summary)),
+        "summary": json_safe(dict(summary)),
         "tables": [
             {
                 "name": "scores",
@@ -158,7 +142,7 @@ def write_scores(out: Path, records: Iterable[dict[str, Any]], summary: Mapping[
         ],
         "figures": [],
     }
-    _write_atomic(out / "index.json", json.dumps(index, indent=2))
+    write_text_atomic(out / "index.json", json.dumps(index, indent=2))
 
 
 def _mean(values: list[float | None]) -> float | None:
@@ -182,10 +166,10 @@ def run_autointerp(
     cfg = cfg or AutointerpConfig()
     out = Path(out)
     prepare_run_folder(out, overwrite, resume)
-    _write_atomic(
+    write_text_atomic(
         out / "config.json",
         json.dumps(
-            _json_safe(
+            json_safe(
                 {**asdict(cfg), "explainer": client.name, "features": list(examples), **dict(run_info or {})}
             ),
             indent=2,
@@ -200,7 +184,7 @@ def run_autointerp(
             progress(i, len(todo))
         record = explain_and_score(client, feature, examples[feature], cfg)
         with jsonl.open("a", encoding="utf-8") as handle:
-            handle.write(json.dumps(_json_safe(record)) + "\n")
+            handle.write(json.dumps(json_safe(record)) + "\n")
         if sink is not None:
             sink(record)
         records.append(record)

@@ -15,8 +15,6 @@ from __future__ import annotations
 import csv
 import html
 import json
-import math
-import os
 import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -30,24 +28,7 @@ import torch  # noqa: E402
 from torch import Tensor  # noqa: E402
 
 from interplab.common import InterplabError  # noqa: E402
-
-
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None  # JSON has no NaN; the web UI shows null as "n/a"
-    if isinstance(value, Tensor):
-        return _json_safe(value.tolist())
-    if isinstance(value, Mapping):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    return value
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+from interplab.files import json_safe, write_text_atomic  # noqa: E402
 
 
 class ReportWriter:
@@ -67,21 +48,21 @@ class ReportWriter:
         (self.folder / "metrics.jsonl").write_text("", encoding="utf-8")
 
     def write_config(self, config: Mapping[str, Any]) -> None:
-        _write_atomic(self.folder / "config.json", json.dumps(_json_safe(config), indent=2))
+        write_text_atomic(self.folder / "config.json", json.dumps(json_safe(config), indent=2))
 
     def log_metric(self, **values: Any) -> None:
         with (self.folder / "metrics.jsonl").open("a", encoding="utf-8") as handle:
-            handle.write(json.dumps(_json_safe(values)) + "\n")
+            handle.write(json.dumps(json_safe(values)) + "\n")
 
     def table(self, name: str, rows: Sequence[Mapping[str, Any]], title: str) -> None:
         """Write rows (dicts with the same keys) as tables/<name>.csv and .json."""
-        rows = [_json_safe(dict(r)) for r in rows]
+        rows = [json_safe(dict(r)) for r in rows]
         columns = list(rows[0]) if rows else []
         with (self.folder / "tables" / f"{name}.csv").open("w", newline="", encoding="utf-8") as handle:
             writer = csv.DictWriter(handle, fieldnames=columns)
             writer.writeheader()
             writer.writerows(rows)
-        _write_atomic(self.folder / "tables" / f"{name}.json", json.dumps(rows, indent=1))
+        write_text_atomic(self.folder / "tables" / f"{name}.json", json.dumps(rows, indent=1))
         self.tables.append(
             {"name": name, "title": title, "csv": f"tables/{name}.csv", "json": f"tables/{name}.json"}
         )
@@ -136,7 +117,7 @@ class ReportWriter:
             f"<table class='heatmap'><caption>{esc(title)}</caption>"
             f"<thead><tr><th>{esc(row_axis)} \\ {esc(col_axis)}</th>{head}</tr></thead><tbody>{body}</tbody></table>"
         )
-        _write_atomic(self.folder / "figures" / f"{name}.html", text)
+        write_text_atomic(self.folder / "figures" / f"{name}.html", text)
 
     def line_plot(
         self,
@@ -170,12 +151,12 @@ class ReportWriter:
         """Write index.json (last, atomically) and return its path."""
         index = {
             "title": self.title,
-            "summary": _json_safe(summary or {}),
+            "summary": json_safe(summary or {}),
             "tables": self.tables,
             "figures": self.figures,
         }
         path = self.folder / "index.json"
-        _write_atomic(path, json.dumps(index, indent=2))
+        write_text_atomic(path, json.dumps(index, indent=2))
         return path
 
 

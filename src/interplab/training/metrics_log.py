@@ -3,16 +3,10 @@
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any
 
-
-def _json_safe(v: Any) -> Any:
-    # NaN/inf are not JSON; write null so every line stays parseable by strict readers.
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    return v
+from interplab.files import json_safe
 
 
 class JsonlMetrics:
@@ -33,7 +27,7 @@ class JsonlMetrics:
         if not metrics:
             return
         with self.path.open("a") as f:
-            f.write(json.dumps({k: _json_safe(v) for k, v in {"step": step, **metrics}.items()}) + "\n")
+            f.write(json.dumps({k: json_safe(v) for k, v in {"step": step, **metrics}.items()}) + "\n")
 
     @staticmethod
     def read(path: str | Path) -> list[dict[str, Any]]:
