@@ -7,14 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Single-threaded torch: tiny tensors on a shared 2-core box are faster without thread hand-offs."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+from torch_threads import one_torch_thread  # noqa: F401  (autouse fixture)
 
 
 @pytest.fixture(scope="session")
