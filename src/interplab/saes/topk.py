@@ -66,7 +66,7 @@ class TopKSAE(SAE):
     """ReLU of the k largest pre-activations per token; unit-norm decoder; AuxK dead-latent loss."""
 
     unit_norm_decoder_default = True
-    encoder_init_scale_default = 0.5  # see SAEConfig.init_encoder_scale
+    encoder_init_scale_default = 0.1  # see SAEConfig.init_encoder_scale
 
     def __init__(self, cfg: SAEConfig):
         if not 0 < cfg.k <= cfg.d_sae:
