@@ -20,8 +20,6 @@ import argparse
 import json
 import shutil
 import tempfile
-import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -33,6 +31,7 @@ from interplab.data.text import tokenize_and_pack
 from interplab.models.interventions import run_to_capture
 from interplab.models.loading import LoadedModel, load_model
 from interplab.models.tiny import build_tiny_model
+from timing import best_time
 
 
 @dataclass
@@ -45,24 +44,6 @@ class Row:
     @property
     def tokens_per_s(self) -> float:
         return self.tokens / self.seconds
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def best_time(fn: Callable[[], object], device: torch.device, repeats: int) -> float:
-    """Best wall time of `repeats` calls after one untimed warm-up call."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        _sync(device)
-        start = time.perf_counter()
-        fn()
-        _sync(device)
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def texts_for(n_tokens: int, tokens_per_pass: int) -> list[str]:
@@ -118,7 +99,7 @@ def bench_model(label: str, lm: LoadedModel, hook: str, args: argparse.Namespace
 
     try:
         rows = [
-            Row(label, name, best_time(fn, lm.device, args.repeats), n_tokens)
+            Row(label, name, best_time(fn, lm.device, args.repeats, warmup=True), n_tokens)
             for name, fn in [
                 ("tokenize+pack", tokenize),
                 ("full forward", full_forward),

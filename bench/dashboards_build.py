@@ -25,8 +25,6 @@ import argparse
 import json
 import shutil
 import tempfile
-import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -39,6 +37,7 @@ from interplab.dashboards.scan import scan_quantiles, scan_top
 from interplab.data.corpus import load_demo_corpus
 from interplab.models.loading import load_model
 from interplab.saes import SAEConfig, load_sae, make_sae, save_sae
+from timing import best_time
 
 MODEL, HOOK = "sentence-transformers/all-MiniLM-L6-v2", "blocks.3.resid_post"
 
@@ -55,22 +54,6 @@ class Row:
     def rate(self) -> float:
         """tokens x latents per second."""
         return self.tokens * self.d_sae / self.seconds
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def best_time(fn: Callable[[], object], device: torch.device, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        _sync(device)
-        start = time.perf_counter()
-        fn()
-        _sync(device)
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def bench_store(args: argparse.Namespace) -> ActivationStore:
