@@ -8,7 +8,8 @@ correlated); TopK and ReLU SAEs with dictionaries of 1x and 2x the true count ar
     python bench/ground_truth.py --n-features 64 --d 32 --steps 500   # small instance, a smoke run
 
 Prints one row per run: arch, d_sae, MMCS, share of features with cosine >= 0.9, FVU, L0, dead
-fraction, seconds. The target is MMCS >= 0.95 for both architectures at d_sae >= n_features.
+fraction, distinct (true features that are some latent's best match), seconds. The target is
+MMCS >= 0.95 for both architectures at d_sae >= n_features.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import torch
 from interplab.common import get_device
 from interplab.data.synthetic import ToyFeatureConfig, ToyFeatureSource
 from interplab.evals import evaluate_sae, per_feature_recovery
+from interplab.evals.ground_truth import cosine_matrix
 from interplab.saes import SAEConfig, make_sae
 from interplab.training import TrainConfig, fit
 
@@ -50,10 +52,12 @@ def runs_for(n_features: int, mean_active: float, ratios: list[int], l1_coeff: f
     return topk + relu
 
 
-def bench_one(run: Run, toy: ToyFeatureConfig, steps: int, device: torch.device) -> dict[str, float | str]:
+def bench_one(run: Run, toy: ToyFeatureConfig, steps: int, device: torch.device,
+              init_encoder_scale: float | None = None) -> dict[str, float | str]:
     source = ToyFeatureSource(toy)
     sae = make_sae(SAEConfig(d_in=toy.d, d_sae=run.d_sae, architecture=run.arch, k=run.k or 32,
-                             l1_coeff=run.l1_coeff, dead_after_tokens=100 * toy.batch_size, seed=toy.seed))
+                             l1_coeff=run.l1_coeff, dead_after_tokens=100 * toy.batch_size, seed=toy.seed,
+                             init_encoder_scale=init_encoder_scale))
     cfg = TrainConfig(total_steps=steps, batch_size=toy.batch_size, lr=run.lr, lr_warmup_steps=steps // 50,
                       sparsity_warmup_steps=steps // 20 if run.arch == "relu" else 0, device=str(device),
                       log_every=max(1, steps // 10))
@@ -65,8 +69,11 @@ def bench_one(run: Run, toy: ToyFeatureConfig, steps: int, device: torch.device)
     held_out = (source.batch(10**9 + i).to(device) for i in range(16))
     ev = evaluate_sae(sae, held_out)
     rec = per_feature_recovery(source.features_FD, sae.W_dec.detach().cpu())
+    # true features that are some latent's best match: fewer than d_sae when latents share one
+    distinct = cosine_matrix(source.features_FD, sae.W_dec.detach().cpu()).argmax(0).unique().numel()
     return {"arch": run.arch, "d_sae": run.d_sae, "mmcs": rec.mmcs, "recovered@0.9": rec.frac_recovered,
-            "fvu": ev.reconstruction.fvu, "l0": ev.sparsity.l0, "dead": ev.sparsity.dead_fraction, "seconds": seconds}
+            "fvu": ev.reconstruction.fvu, "l0": ev.sparsity.l0, "dead": ev.sparsity.dead_fraction,
+            "distinct": distinct, "seconds": seconds}
 
 
 def main() -> None:
@@ -83,6 +90,8 @@ def main() -> None:
     p.add_argument("--l1-coeff", type=float, default=0.1, help="ReLU L1 coefficient")
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--only", default=None, help="run only this architecture (topk or relu)")
+    p.add_argument("--init-encoder-scale", type=float, default=None,
+                   help="SAEConfig.init_encoder_scale (default: each architecture's own)")
     p.add_argument("--json", default=None, help="also write the rows to this JSON file")
     a = p.parse_args()
     device = get_device(a.device)
@@ -90,16 +99,16 @@ def main() -> None:
                            batch_size=a.batch_size, seed=a.seed)
     print(f"ground truth: {a.n_features} features in {a.d} dims, mean active {a.mean_active}, "
           f"correlation {a.correlation}, {a.steps} steps x {a.batch_size} on {device}")
-    print(f"{'arch':<6}{'d_sae':>7}{'MMCS':>8}{'rec@0.9':>9}{'FVU':>8}{'L0':>7}{'dead':>7}{'time s':>9}")
+    print(f"{'arch':<6}{'d_sae':>7}{'MMCS':>8}{'rec@0.9':>9}{'FVU':>8}{'L0':>7}{'dead':>7}{'distinct':>9}{'time s':>9}")
     rows = []
     ratios = [int(r) for r in a.ratios.split(",")]
     for run in runs_for(a.n_features, a.mean_active, ratios, a.l1_coeff, a.lr):
         if a.only and run.arch != a.only:
             continue
-        r = bench_one(run, toy, a.steps, device)
+        r = bench_one(run, toy, a.steps, device, a.init_encoder_scale)
         rows.append(r)
         print(f"{r['arch']:<6}{r['d_sae']:>7}{r['mmcs']:>8.4f}{r['recovered@0.9']:>9.3f}{r['fvu']:>8.4f}"
-              f"{r['l0']:>7.2f}{r['dead']:>7.3f}{r['seconds']:>9.1f}", flush=True)
+              f"{r['l0']:>7.2f}{r['dead']:>7.3f}{r['distinct']:>9}{r['seconds']:>9.1f}", flush=True)
     if a.json:
         with open(a.json, "w") as f:
             json.dump(rows, f, indent=2)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -76,6 +77,9 @@ class BenchConfig:
     or "high" (TF32 tensor cores on NVIDIA GPUs)."""
     profile_steps: int = 0
     """After measuring, run this many more steps under torch.profiler and keep the top ops."""
+    threads: int = 0
+    """torch.set_num_threads in every trainer (0: torch's default, all cores). With 1 thread on a
+    shared machine the CPU-time column is the least disturbed speed reading."""
 
 
 # ---- data -----------------------------------------------------------------------------------
@@ -199,6 +203,8 @@ def run_worker(name: str, cfg: BenchConfig, data_path: Path) -> dict:
 
     device = torch.device(cfg.device)
     torch.set_float32_matmul_precision(cfg.matmul_precision)
+    if cfg.threads > 0:
+        torch.set_num_threads(cfg.threads)
     data = {k: v.to(device) for k, v in load_file(str(data_path)).items()}
     cuda = device.type == "cuda"
     total = cfg.warmup + cfg.steps
@@ -229,6 +235,7 @@ def run_worker(name: str, cfg: BenchConfig, data_path: Path) -> dict:
         "steps": cfg.steps,
         "seconds": clock.seconds,
         "tokens_per_s": cfg.batch_size * cfg.steps / clock.seconds,
+        "cpu_ms_per_step": 1000 * clock.cpu_seconds / cfg.steps,
         "peak_mem_mb": peak_mb,
         "fvu": fvu(adapter, data["eval"]),
         "mmcs": mmcs(adapter.decoder_directions(), data["dirs"]) if "dirs" in data else None,
@@ -239,12 +246,15 @@ def run_worker(name: str, cfg: BenchConfig, data_path: Path) -> dict:
 
 
 class StepClock:
-    """`on_step(done)` callback timing the steps after the warm-up (CUDA synchronised at both ends)."""
+    """`on_step(done)` callback timing the steps after the warm-up (CUDA synchronised at both ends):
+    wall seconds, and CPU seconds of this process (all its threads), which a neighbour's load
+    stretches far less than wall time."""
 
     def __init__(self, warmup: int, total: int, cuda: bool):
         self.warmup, self.total, self.cuda = warmup, total, cuda
         self.t0: float | None = None
-        self.seconds = float("nan")
+        self.cpu0 = 0.0
+        self.seconds = self.cpu_seconds = float("nan")
 
     def on_step(self, done: int) -> None:
         if done not in (self.warmup, self.total):
@@ -252,9 +262,10 @@ class StepClock:
         if self.cuda:
             torch.cuda.synchronize()
         if done == self.warmup:
-            self.t0 = time.perf_counter()
+            self.t0, self.cpu0 = time.perf_counter(), time.process_time()
         if done == self.total and self.t0 is not None:
             self.seconds = time.perf_counter() - self.t0
+            self.cpu_seconds = time.process_time() - self.cpu0
 
 
 def profile_steps(adapter, batches: list[Tensor], cuda: bool, top: int = 15) -> str | None:
@@ -299,23 +310,41 @@ def spawn_worker(name: str, cfg: BenchConfig, data_path: Path, python: str, out_
 
 
 def best_run(runs: list[dict]) -> dict:
-    """The fastest of a trainer's repeats (least disturbed by other load), with every speed listed."""
+    """The fastest of a trainer's repeats (least disturbed by other load), with every speed listed;
+    the CPU time per step is the least over the repeats."""
     ok = [r for r in runs if r["status"] == "ok"]
     if not ok:
         return runs[-1]
     best = dict(max(ok, key=lambda r: r["tokens_per_s"]))
     best["tokens_per_s_all"] = [r["tokens_per_s"] for r in ok]
+    best["cpu_ms_per_step_all"] = [r["cpu_ms_per_step"] for r in ok]
+    best["cpu_ms_per_step"] = min(best["cpu_ms_per_step_all"])
     return best
 
 
 def add_ratios(rows: list[dict]) -> str | None:
-    """Set `vs_fastest_peer` = tokens/s ÷ the fastest peer's on every ok row; returns that peer."""
+    """Set `vs_fastest_peer` = tokens/s ÷ the fastest peer's, and `cpu_vs_fastest_peer` = that peer's
+    CPU time per step ÷ the row's (> 1: less CPU per step), on every ok row; returns that peer."""
     peers = [r for r in rows if r["trainer"] in PEER_NAMES and r["status"] == "ok"]
     best = max(peers, key=lambda r: r["tokens_per_s"], default=None)
     for r in rows:
         ok = r["status"] == "ok" and best is not None
         r["vs_fastest_peer"] = r["tokens_per_s"] / best["tokens_per_s"] if ok else None
+        r["cpu_vs_fastest_peer"] = best["cpu_ms_per_step"] / r["cpu_ms_per_step"] if ok else None
     return best["trainer"] if best else None
+
+
+def per_repeat_ratios(runs: dict[str, list[dict]], peer: str) -> str:
+    """One line per our trainer: its tokens/s ÷ `peer`'s within each round-robin repeat (runs a few
+    seconds apart, so a neighbour's burst moves both), and the median of those ratios."""
+    lines = []
+    for name in OUR_NAMES:
+        pairs = zip(runs.get(name, []), runs[peer], strict=False)
+        ratios = [a["tokens_per_s"] / b["tokens_per_s"] for a, b in pairs if a["status"] == b["status"] == "ok"]
+        if ratios:
+            listed = ", ".join(f"{r:.2f}" for r in ratios)
+            lines.append(f"{name} ÷ {peer} per repeat: {listed} (median {statistics.median(ratios):.2f})")
+    return "\n".join(lines)
 
 
 def print_table(rows: list[dict], cfg: BenchConfig, fastest: str | None) -> None:
@@ -325,11 +354,12 @@ def print_table(rows: list[dict], cfg: BenchConfig, fastest: str | None) -> None
     title = (
         f"TopK SAE training on {cfg.device}: d_in={cfg.d_in} d_sae={cfg.d_sae} k={cfg.k} "
         f"batch={cfg.batch_size}, {cfg.warmup}+{cfg.steps} steps, lr={cfg.lr:g}, "
-        f"fp32 matmul={cfg.matmul_precision}, "
+        f"fp32 matmul={cfg.matmul_precision}, threads={cfg.threads or torch.get_num_threads()}, "
         f"data={'store' if cfg.store else 'synthetic'}"
     )
     table = Table(title=title)
-    for col in ("trainer", "tokens/s", f"× {fastest or 'peer'}", "peak MiB", "FVU", "MMCS", "status"):
+    cols = ("trainer", "tokens/s", f"× {fastest or 'peer'}", "CPU ms/step", "CPU ×", "peak MiB", "FVU", "MMCS", "status")
+    for col in cols:
         table.add_column(col, justify="left" if col in ("trainer", "status") else "right")
 
     def num(v, fmt):
@@ -340,6 +370,8 @@ def print_table(rows: list[dict], cfg: BenchConfig, fastest: str | None) -> None
             r["trainer"],
             num(r.get("tokens_per_s"), ",.0f"),
             num(r.get("vs_fastest_peer"), ".2f"),
+            num(r.get("cpu_ms_per_step"), ",.0f"),
+            num(r.get("cpu_vs_fastest_peer"), ".2f"),
             num(r.get("peak_mem_mb"), ",.0f"),
             num(r.get("fvu"), ".4f"),
             num(r.get("mmcs"), ".4f"),
@@ -394,6 +426,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="fp32 matmul precision for every trainer ('high' = TF32 on NVIDIA GPUs)",
     )
     p.add_argument("--profile-steps", type=int, default=0, help="profile this many extra steps per trainer")
+    p.add_argument("--threads", type=int, default=d.threads, help="torch threads per trainer (0: all cores)")
     p.add_argument("--json", default=None, help="write config + rows here")
     # internal: one trainer in a subprocess
     p.add_argument("--worker", help=argparse.SUPPRESS)
@@ -419,6 +452,7 @@ def config_from_args(a: argparse.Namespace) -> BenchConfig:
         store=a.store,
         profile_steps=a.profile_steps,
         matmul_precision=a.matmul_precision,
+        threads=a.threads,
     )
     cfg = quick(cfg) if a.quick else cfg
     if cfg.warmup < 1 or cfg.steps < 1:
@@ -461,6 +495,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
         rows = [best_run(r) for r in runs.values()]
     fastest = add_ratios(rows)
     print_table(rows, cfg, fastest)
+    if a.repeats > 1 and fastest:
+        print(per_repeat_ratios(runs, fastest))
     for r in rows:
         if r.get("profile"):
             print(f"\n== profile: {r['trainer']} ({cfg.profile_steps} steps)\n{r['profile']}")

@@ -74,14 +74,16 @@ class SAEConfig:
     """Norm of decoder rows at init; None means 1.0 for unit-norm architectures, else 0.1 (Anthropic)."""
     init_encoder_scale: float | None = None
     """W_enc starts as this multiple of W_dec.T; None means the architecture's default (TopK,
-    BatchTopK: 0.1; ReLU, JumpReLU: 1.0). Why small for TopK: Adam moves every weight by about lr
-    per step whatever its size, so a small encoder is re-aimed at the data within the first steps,
-    while W_enc = W_dec.T (entries ~1/√d_in) keeps the random initial directions much longer and
-    selects the k latents from them. Measured with bench/sae.py (synthetic, d_in 384, d_sae 4096,
-    k 32, lr 4e-4, CPU): FVU after 300 steps 0.54 / 0.43 / 0.35 / 0.32 at scale 1 / 0.3 / 0.1 / 0.05,
-    after 1000 steps 0.104 at 0.1 vs 0.162 at 1.0 (sparsify 0.108). Not smaller still: at 0 every
-    pre-activation is 0 and the encoder gets no gradient at all. sparsify's nn.Linear init is
-    ≈0.58 × W_dec.T, dictionary_learning's 1.0."""
+    BatchTopK: 0.5; ReLU, JumpReLU: 1.0). Adam moves every weight by about lr per step whatever its
+    size, so the smaller the encoder starts, the sooner it is re-aimed from its random initial
+    directions at the data: faster early FVU, but many latents are pulled onto the same frequent
+    directions at once, and with no spare latents (dictionary = true feature count) those
+    duplicates stay. Measured (CPU, 2026-11-23): bench/sae.py (d_in 384, d_sae 4096 = 2x its 2048
+    features, k 32) FVU after 300 steps 0.54 / 0.47 / 0.35 at scale 1 / 0.5 / 0.1; bench/ground_truth.py
+    at d_sae = the 512 true features, MMCS after 6000 steps 0.89 at 0.1 (latents on duplicate
+    features) but 0.98 at 0.5 and 1.0. 0.5 keeps the ground truth and is close to sparsify's
+    nn.Linear start (≈0.58 × W_dec.T); dictionary_learning starts at 1.0. Not 0: every
+    pre-activation would be 0 and the encoder would get no gradient."""
     sparse_kernel: bool = True
     """TopK: use the sparse autograd kernel (sparse_ops.py); False runs the plain dense reference."""
     dtype: str = "float32"
@@ -310,7 +312,8 @@ class SAE(nn.Module):
         if grad is None:
             return
         w_FD = self.W_dec
-        coef_F1 = (grad * w_FD).sum(-1, keepdim=True).div_(w_FD.pow(2).sum(-1, keepdim=True).clamp_min_(1e-12))
+        sq_norm_F1 = torch.linalg.vector_norm(w_FD, dim=-1, keepdim=True).square_().clamp_min_(1e-12)
+        coef_F1 = (grad * w_FD).sum(-1, keepdim=True).div_(sq_norm_F1)
         grad.addcmul_(coef_F1, w_FD, value=-1)  # in place, no [d_sae, d_in] product temporary
 
     # ---- file-format hooks (io.py) -----------------------------------------------------------

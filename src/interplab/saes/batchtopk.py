@@ -29,7 +29,7 @@ class BatchTopKSAE(SAE):
     """Top k·B activations per batch in training; a learned global threshold at inference."""
 
     unit_norm_decoder_default = True
-    encoder_init_scale_default = 0.1  # see SAEConfig.init_encoder_scale
+    encoder_init_scale_default = 0.5  # see SAEConfig.init_encoder_scale
 
     def __init__(self, cfg: SAEConfig):
         if not 0 < cfg.k <= cfg.d_sae:

@@ -21,13 +21,16 @@ composed graph is recorded or replayed.
 The encoder (`encode_topk`) is the one dense product left. On CPU it runs in row blocks of
 `_CPU_BLOCK_ELEMS` pre-activations written into one reused buffer: the top-k reads each block while
 it is still in cache, and the [B, d_sae] matrix never exists (a fresh 64 MB tensor per step costs
-more in page faults than the top-k itself). On GPUs it is one addmm.
+more in page faults than the top-k itself); the top-k of a block goes through the maxima of strided
+groups first (`topk_by_group_maxima`, exact). On GPUs it is one addmm and torch.topk.
 
-Products 2-4 dispatch by device. CPU: torch.sparse kernels (CSR sparse @ dense, CSR sampled
-dense-dense), ~10x faster there than the dense products. GPU: a scattered dense tile times a dense
-matrix on tensor cores, which at SAE sizes beats cuSPARSE and index_add (measured on an H100); the
-GPU savings come from the embedding_bag decoder, from never keeping [B, d_sae] tensors for
-autograd, and from folding the AuxK latents into the same backward.
+Products 2-4 dispatch by device. CPU: torch.sparse kernels (COO sparse @ dense, CSR sampled
+dense-dense), ~10x faster there than the dense products. (PyTorch runs the COO product on one
+thread; running the two weight-gradient products side by side on two Python threads measured no
+faster on a 2-core EPYC: they share its memory bandwidth.) GPU: a scattered dense tile times a
+dense matrix on tensor cores, which at SAE sizes beats cuSPARSE and index_add (measured on an
+H100); the GPU savings come from the embedding_bag decoder, from never keeping [B, d_sae] tensors
+for autograd, and from folding the AuxK latents into the same backward.
 """
 
 from __future__ import annotations
@@ -215,6 +218,36 @@ class SparseDecode(torch.autograd.Function):
         return d_values, None, d_w
 
 
+# CPU top-k: strided groups of this many pre-activations per row (see `topk_by_group_maxima`).
+_TOPK_GROUP = 8
+
+
+def topk_by_group_maxima(pre_RF: Tensor, k: int, out: tuple[Tensor, Tensor]) -> None:
+    """Exact per-row top-k (values, indices; unsorted) written into `out`, for CPU blocks.
+
+    Each row is split into C = F / g strided groups {c, c + C, c + 2C, ...}; the k elements of a row's
+    top-k lie in at most k groups, and those are among the k groups with the largest maxima (every
+    group with a larger maximum holds a larger element). So one vectorised max over the groups, a
+    top-k over the C maxima and a top-k over the k·g elements of the chosen groups give the exact
+    values; torch.topk copies and scans the whole row, ~25 % slower at F = 4096, k = 32 on a 2-core
+    EPYC. Under exact ties the chosen indices may differ from torch.topk's, never the values.
+    Falls back to torch.topk when F is not a multiple of g or has fewer than 2k groups.
+    """
+    R, F = pre_RF.shape
+    g = _TOPK_GROUP
+    C = F // g
+    if F % g or C < 2 * k:
+        torch.topk(pre_RF, k, dim=-1, sorted=False, out=out)
+        return
+    groups_RgC = pre_RF.view(R, g, C)
+    top_groups_Rk = groups_RgC.amax(1).topk(k, dim=-1, sorted=False).indices
+    cand_Rgk = groups_RgC.gather(2, top_groups_Rk[:, None, :].expand(R, g, k))
+    values, j = cand_Rgk.view(R, g * k).topk(k, dim=-1, sorted=False)
+    out[0].copy_(values)
+    # candidate j sits at group row j // k of chosen group j % k, i.e. at (j // k)·C + that group's index
+    torch.add(top_groups_Rk.gather(1, j.remainder(k)), j.div(k, rounding_mode="floor"), alpha=C, out=out[1])
+
+
 def matmul_dtype(t: Tensor) -> torch.dtype:
     """The dtype autocast would run a matmul of `t` in (t's own dtype when autocast is off)."""
     dev = t.device.type
@@ -243,7 +276,10 @@ def encode_topk(
                 pre_bF = torch.addmm(b_F, x_BD[s:e], w_DF)
             else:
                 pre_bF = torch.addmm(b_F, x_BD[s:e], w_DF, out=block[: e - s])
-            torch.topk(pre_bF, k, dim=-1, sorted=False, out=(values_BK[s:e], idx_BK[s:e]))
+            if dev.type == "cpu":
+                topk_by_group_maxima(pre_bF, k, out=(values_BK[s:e], idx_BK[s:e]))
+            else:
+                torch.topk(pre_bF, k, dim=-1, sorted=False, out=(values_BK[s:e], idx_BK[s:e]))
             if a:
                 v, sub = pre_bF.index_select(1, dead_idx_N).topk(a, dim=-1, sorted=False)
                 aux_v_BA[s:e], aux_i_BA[s:e] = v, dead_idx_N[sub]
@@ -256,7 +292,8 @@ class TopKTrainKernel(torch.autograd.Function):
     Inputs: x_BD (no grad expected), b_dec_D, w_enc_DF, b_enc_F, w_dec_FD, k, dead_idx_N (long
     indices of dead latents, possibly empty), k_aux, subtract_b_dec (the encoder reads x - b_dec).
     Returns mse (‖x - x̂‖² summed over d_in, mean over rows), x_hat_BD, resid_BD = x - x̂ (no grad),
-    values_BK, idx_BK, aux_values_BA, aux_idx_BA (A = 0 when no latent is dead).
+    values_BK, idx_BK, aux_values_BA, aux_idx_BA (A = 0 when no latent is dead), and total = Σ‖x - mean(x)‖²
+    over the batch (no grad; the FVU denominator, from the encoder input already in hand).
     """
 
     @staticmethod
@@ -277,19 +314,31 @@ class TopKTrainKernel(torch.autograd.Function):
         x_hat_BD = sparse_decode_plain(values_BK, idx_BK, w_dec_FD).add_(b_dec_D)
         resid_BD = x_BD - x_hat_BD
         mse = torch.linalg.vector_norm(resid_BD).square() / x_BD.shape[0]
+        with torch.no_grad():
+            # Σ‖x - mean‖² = Σ‖s‖² - B‖mean(s)‖² for s = x - c, any constant c; with c = b_dec (near the
+            # data's centre) the difference does not cancel badly, and no centred copy of x is made.
+            if subtract_b_dec:
+                total = torch.linalg.vector_norm(sae_in_BD).square() - sae_in_BD.sum(0).square().sum() / x_BD.shape[0]
+            else:
+                total = torch.linalg.vector_norm(x_BD - x_BD.mean(0)).square()
         ctx.subtract_b_dec = subtract_b_dec  # type: ignore[attr-defined]
-        ctx.mark_non_differentiable(resid_BD, idx_BK, aux_i)
+        # Outputs the loss does not use get None in backward instead of [B, d_in] zero tensors.
+        ctx.set_materialize_grads(False)
+        ctx.mark_non_differentiable(resid_BD, idx_BK, aux_i, total)
         ctx.save_for_backward(sae_in_BD, resid_BD, w_enc_DF, w_dec_FD, values_BK, idx_BK, aux_v, aux_i)
-        return mse, x_hat_BD, resid_BD, values_BK, idx_BK, aux_v, aux_i
+        return mse, x_hat_BD, resid_BD, values_BK, idx_BK, aux_v, aux_i, total
 
     @staticmethod
-    def backward(ctx: FunctionCtx, g_mse, g_x_hat, _g_resid, g_values, _g_idx, g_aux, _g_aux_idx):  # type: ignore[override]
+    def backward(ctx: FunctionCtx, g_mse, g_x_hat, _g_resid, g_values, _g_idx, g_aux, _g_aux_idx, _g_total):  # type: ignore[override]
         sae_in_BD, resid_BD, w_enc_DF, w_dec_FD, values_BK, idx_BK, aux_v, aux_i = ctx.saved_tensors  # type: ignore[attr-defined]
         needs = ctx.needs_input_grad  # type: ignore[attr-defined]
         B, F = resid_BD.shape[0], w_enc_DF.shape[1]
         # d mse / d x_hat = -2 (x - x_hat) / B; any gradient on x_hat itself adds to it.
-        d_mse_BD = resid_BD * (-2.0 / B * g_mse) if g_mse is not None else torch.zeros_like(resid_BD)
-        d_xhat_BD = d_mse_BD if g_x_hat is None else d_mse_BD + g_x_hat
+        d_mse_BD = resid_BD * (-2.0 / B * g_mse) if g_mse is not None else None
+        if g_x_hat is None:
+            d_xhat_BD = d_mse_BD if d_mse_BD is not None else torch.zeros_like(resid_BD)
+        else:
+            d_xhat_BD = g_x_hat if d_mse_BD is None else d_mse_BD + g_x_hat
         d_v_BK = sampled_dot(d_xhat_BD, w_dec_FD, idx_BK).to(values_BK.dtype)
         if g_values is not None:
             d_v_BK = d_v_BK + g_values
@@ -324,7 +373,9 @@ class TopKTrainKernel(torch.autograd.Function):
                 d_b_dec = d_b_dec - (w_enc_DF.to(acc) @ db_enc_F).to(d_b_dec.dtype)
         d_x = None
         if needs[0]:
-            d_x = sparse_decode_plain(g_all, i_all, w_enc_DF.T).to(resid_BD.dtype) - d_mse_BD
+            d_x = sparse_decode_plain(g_all, i_all, w_enc_DF.T).to(resid_BD.dtype)
+            if d_mse_BD is not None:
+                d_x = d_x - d_mse_BD
         return d_x, d_b_dec, d_w_enc, d_b_enc, d_w_dec, None, None, None, None
 
 

@@ -66,7 +66,7 @@ class TopKSAE(SAE):
     """ReLU of the k largest pre-activations per token; unit-norm decoder; AuxK dead-latent loss."""
 
     unit_norm_decoder_default = True
-    encoder_init_scale_default = 0.1  # see SAEConfig.init_encoder_scale
+    encoder_init_scale_default = 0.5  # see SAEConfig.init_encoder_scale
 
     def __init__(self, cfg: SAEConfig):
         if not 0 < cfg.k <= cfg.d_sae:
@@ -90,13 +90,11 @@ class TopKSAE(SAE):
         n_dead = dead_N.numel()
         k, k_aux = self.cfg.k, self.cfg.k_aux_eff
         if self.cfg.sparse_kernel:
-            mse, x_hat_BD, resid_BD, values, idx, aux_v, aux_i = TopKTrainKernel.apply(
+            mse, x_hat_BD, resid_BD, values, idx, aux_v, aux_i, total = TopKTrainKernel.apply(
                 x_BD, self.b_dec, self.W_enc, self.b_enc, self.W_dec, k, dead_N, k_aux,
                 self.cfg.apply_b_dec_to_input,
             )
-            with torch.no_grad():
-                total = torch.linalg.vector_norm(x_BD - x_BD.mean(0)).square().clamp_min(1e-12)
-                fvu = mse.detach() * x_BD.shape[0] / total
+            fvu = mse.detach() * x_BD.shape[0] / total.clamp_min(1e-12)
         else:
             pre_BF = self.pre_acts(x_BD)
             values, idx = pre_BF.topk(k, dim=-1, sorted=False)

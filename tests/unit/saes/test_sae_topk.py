@@ -124,6 +124,20 @@ def test_blocked_encoder_selects_the_same_latents_as_one_matmul(monkeypatch):
     assert ai.shape == (37, 4) and i.shape == (37, 6)
 
 
+@pytest.mark.parametrize("rows, F, k, integers", [(33, 256, 6, False), (20, 512, 32, False), (17, 256, 9, True),
+                                                  (9, 100, 4, False), (9, 64, 16, False)])
+def test_group_maxima_top_k_gives_exactly_the_top_k_values(rows, F, k, integers):
+    # (9, 100, 4): F not a multiple of the group size; (9, 64, 16): fewer than 2k groups -> torch.topk.
+    gen = torch.Generator().manual_seed(F + k)
+    pre = torch.randint(-5, 6, (rows, F), generator=gen).float() if integers else torch.randn(rows, F, generator=gen)
+    values, idx = torch.empty(rows, k), torch.empty(rows, k, dtype=torch.long)
+    sparse_ops.topk_by_group_maxima(pre, k, out=(values, idx))
+    expected = pre.topk(k, dim=-1).values  # sorted, descending
+    torch.testing.assert_close(values.sort(-1, descending=True).values, expected, rtol=0, atol=0)
+    torch.testing.assert_close(pre.gather(1, idx), values, rtol=0, atol=0)
+    assert all(row.unique().numel() == k for row in idx)  # k distinct latents per row, even with ties
+
+
 def test_fused_kernel_passes_gradients_to_inputs_and_through_x_hat():
     # A loss on x_hat (not only on the built-in squared error) and an input that needs grad.
     fast, ref = _pair("float64", d_in=10, d_sae=40, k=4, k_aux=5)
@@ -136,6 +150,18 @@ def test_fused_kernel_passes_gradients_to_inputs_and_through_x_hat():
         out = sae.training_forward(xg, TrainState(dead_mask_F=dead))
         (out.loss + out.x_hat_BD.sin().sum()).backward()
         grads.append({"x": xg.grad, **_grads(sae)})
+    for name in grads[0]:
+        torch.testing.assert_close(grads[0][name], grads[1][name], msg=name)
+
+
+def test_fused_kernel_gradients_when_the_loss_ignores_the_squared_error():
+    # Only x_hat is used: the built-in error gets no gradient (None, not a zero tensor) in backward.
+    fast, ref = _pair("float64", d_in=10, d_sae=40, k=4, k_aux=5)
+    x = torch.randn(21, 10, dtype=torch.float64)
+    grads = []
+    for sae in (fast, ref):
+        sae.training_forward(x).x_hat_BD.pow(3).sum().backward()
+        grads.append(_grads(sae))
     for name in grads[0]:
         torch.testing.assert_close(grads[0][name], grads[1][name], msg=name)
 
