@@ -223,7 +223,8 @@ _TOPK_GROUP = 8
 
 
 def topk_by_group_maxima(pre_RF: Tensor, k: int, out: tuple[Tensor, Tensor]) -> None:
-    """Exact per-row top-k (values, indices; unsorted) written into `out`, for CPU blocks.
+    """Exact per-row top-k (values, indices; unsorted) written into `out`; CPU blocks take the path
+    below, other devices torch.topk.
 
     Each row is split into C = F / g strided groups {c, c + C, c + 2C, ...}; the k elements of a row's
     top-k lie in at most k groups, and those are among the k groups with the largest maxima (every
@@ -236,7 +237,7 @@ def topk_by_group_maxima(pre_RF: Tensor, k: int, out: tuple[Tensor, Tensor]) -> 
     R, F = pre_RF.shape
     g = _TOPK_GROUP
     C = F // g
-    if F % g or C < 2 * k:
+    if pre_RF.device.type != "cpu" or F % g or C < 2 * k:
         torch.topk(pre_RF, k, dim=-1, sorted=False, out=out)
         return
     groups_RgC = pre_RF.view(R, g, C)
@@ -276,10 +277,7 @@ def encode_topk(
                 pre_bF = torch.addmm(b_F, x_BD[s:e], w_DF)
             else:
                 pre_bF = torch.addmm(b_F, x_BD[s:e], w_DF, out=block[: e - s])
-            if dev.type == "cpu":
-                topk_by_group_maxima(pre_bF, k, out=(values_BK[s:e], idx_BK[s:e]))
-            else:
-                torch.topk(pre_bF, k, dim=-1, sorted=False, out=(values_BK[s:e], idx_BK[s:e]))
+            topk_by_group_maxima(pre_bF, k, out=(values_BK[s:e], idx_BK[s:e]))
             if a:
                 v, sub = pre_bF.index_select(1, dead_idx_N).topk(a, dim=-1, sorted=False)
                 aux_v_BA[s:e], aux_i_BA[s:e] = v, dead_idx_N[sub]
