@@ -3,7 +3,8 @@
 Positions are *absolute* token indices of the sequence (prompt tokens first, generated ones after), so
 `positions=[-1]` steers the last prompt token once, not every newly generated token:
 1. A pre-hook on the model reads where each forward call starts: `cache_position[0]` when the caller
-   passes it (HF generate does), else the length of `past_key_values`, else 0 (a plain forward).
+   passes it, else the length of the KV cache passed in (`past_key_values`, or `cache` since
+   transformers 5.24), else 0 (a plain forward).
 2. A call that starts at 0 (a plain forward pass, or the prompt step of cached generation) fixes the
    length negative positions count from, so -1 is the last prompt token in every later cached step
    (batched prompts are left-padded for generation, so it is every row's last prompt token). Without a
@@ -57,12 +58,18 @@ class _Cursor:
 
 
 def _call_start(kwargs: dict[str, Any]) -> int:
+    """Absolute index of this call's first token: `cache_position`, else the KV cache's length, else 0.
+
+    The cache is found by what it is (an object with `get_seq_length`), not by its keyword: transformers
+    renamed `past_key_values` to `cache` and stopped passing `cache_position` in 5.24, and a name-based
+    lookup then read every decoding step as a fresh forward pass starting at 0.
+    """
     cache_position = kwargs.get("cache_position")
     if isinstance(cache_position, Tensor) and cache_position.numel() > 0:
         return int(cache_position.reshape(-1)[0])
-    past = kwargs.get("past_key_values")
-    if past is not None and hasattr(past, "get_seq_length"):
-        return int(past.get_seq_length())
+    for value in kwargs.values():
+        if hasattr(value, "get_seq_length"):
+            return int(value.get_seq_length())
     return 0
 
 
