@@ -2,7 +2,7 @@
 
 1. Build (or reuse, with `--db PATH`) a SQLite database of `--latents` latents (default 100,000), written with
    `DashboardDB.write_latents` in batches of `--batch` latents, as `interplab dashboards` writes them.
-   The rows are SYNTHETIC (`interplab.web.synthetic`: random words and activations, `--top` top examples
+   The rows are SYNTHETIC (`tests/fake_dashboard_rows.py`: random words and activations, `--top` top examples
    and `--quantile` quantile samples of `--context` tokens per latent, 30-bin histograms, 10 logits each
    way, 10 neighbours): computing real dashboards for 100k latents would take hours of model time, and
    page latency depends on the row sizes and the table size, not on what the numbers mean.
@@ -32,8 +32,10 @@ from pathlib import Path
 
 import httpx
 
-from interplab.web.db import DashboardDB, SaeRecord
-from interplab.web.synthetic import synthetic_batch
+from interplab.dashboards.db import DashboardDB, SaeRecord
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the fake rows live with the tests
+from fake_dashboard_rows import synthetic_batch  # noqa: E402
 
 
 def build_db(path: Path, latents: int, batch: int, shape: dict[str, int]) -> float:

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import torch
 
+from fake_dashboard_rows import synthetic_batch
+from interplab.dashboards.db import DashboardDB, ExampleRecord, FeatureRecord, SaeRecord
 from interplab.saes import SAEConfig, make_sae
 from interplab.saes.io import save_sae
-from interplab.web.db import DashboardDB, ExampleRecord, FeatureRecord, SaeRecord
-from interplab.web.synthetic import synthetic_batch
 
 XSS = "<script>alert(1)</script>"
 HOOK = "blocks.0.resid_post"

@@ -26,6 +26,7 @@ from interplab.autointerp.examples import Example, LatentExamples, split_held_ou
 from interplab.autointerp.explain import ExplainConfig, explain_latent
 from interplab.autointerp.score import ScoreConfig, detection_score, fuzzing_score
 from interplab.common import InterplabError, get_logger
+from interplab.dashboards import DashboardDB, ExampleRecord
 from interplab.files import json_safe, write_text_atomic
 
 log = get_logger(__name__)
@@ -200,12 +201,12 @@ def run_autointerp(
     return records
 
 
-def _to_example(record: Any) -> Example:
+def _to_example(record: ExampleRecord) -> Example:
     return Example(tokens=list(record.tokens), acts=[float(a) for a in record.acts])
 
 
 def examples_from_db(
-    db: Any, sae_id: int, features: Iterable[int], n_random: int = 10, seed: int = 0
+    db: DashboardDB, sae_id: int, features: Iterable[int], n_random: int = 10, seed: int = 0
 ) -> dict[int, LatentExamples]:
     """Top and quantile examples from the dashboards DB; negatives are other latents' top windows.
 

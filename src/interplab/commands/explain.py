@@ -126,7 +126,7 @@ def explain(
     client = _client(endpoint, endpoint_model, explainer, device, max_tokens)
     dash = None
     if db is not None:
-        from interplab.web.db import DashboardDB
+        from interplab.dashboards.db import DashboardDB
 
         dash = DashboardDB(db, create=False)
         sae_id = _db_sae_id(dash, sae_id, sae)

@@ -43,8 +43,8 @@ def serve(
     from rich.console import Console
 
     from interplab.common import InterplabError
+    from interplab.dashboards.db import DashboardDB
     from interplab.web.app import create_app
-    from interplab.web.db import DashboardDB
 
     console = Console(stderr=True)
     database = DashboardDB(db, create=False)

@@ -1,6 +1,46 @@
-"""Feature dashboards: streaming statistics over an activation store, written to the dashboards DB."""
+"""Feature dashboards: streaming statistics over an activation store, written to the dashboards DB (db.py).
 
-from interplab.dashboards.build import BuildResult, build_dashboards
+The builder (build.py) needs the model stack (transformers), so it is imported on first use: the web
+server, which only reads the database, starts without loading it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from interplab.dashboards.config import DashboardConfig
+from interplab.dashboards.db import (
+    DashboardDB,
+    ExampleRecord,
+    ExplanationRecord,
+    FeatureHit,
+    FeatureRecord,
+    SaeRecord,
+    database_url,
+)
 
-__all__ = ["BuildResult", "DashboardConfig", "build_dashboards"]
+if TYPE_CHECKING:
+    from interplab.dashboards.build import BuildResult, build_dashboards
+
+_LAZY = {"BuildResult", "build_dashboards"}
+
+__all__ = [
+    "BuildResult",
+    "DashboardConfig",
+    "DashboardDB",
+    "ExampleRecord",
+    "ExplanationRecord",
+    "FeatureHit",
+    "FeatureRecord",
+    "SaeRecord",
+    "build_dashboards",
+    "database_url",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        from interplab.dashboards import build
+
+        return getattr(build, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

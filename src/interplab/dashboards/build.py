@@ -11,7 +11,7 @@
    latents by decoder cosine (nearest.py), contexts decoded with the model's tokenizer, and the
    resume state ("done" = latents written), all in one transaction per batch.
 5. Resume: rows and state commit together, so after a kill the database holds whole batches and
-   says how many. The scan state is checkpointed after pass 2 (checkpoint.py, next to a SQLite
+   says how many. The scan state is checkpointed after pass 2 (scan_checkpoint.py, next to a SQLite
    file), so a resume normally goes straight to writing; without a checkpoint (PostgreSQL URL,
    killed during the scans, file lost) it rescans. The scans are deterministic for a given store,
    SAE, settings and device, so either way the remaining latents get exactly the rows an
@@ -32,15 +32,15 @@ from torch import Tensor
 
 from interplab.activations.store import ActivationStore
 from interplab.common import InterplabError, get_device, get_logger
-from interplab.dashboards.checkpoint import checkpoint_path, load_scan, save_scan, settings_hash
 from interplab.dashboards.config import DashboardConfig
+from interplab.dashboards.db import DashboardDB, SaeRecord
 from interplab.dashboards.logits import logit_effects, unembedding_of
 from interplab.dashboards.nearest import nearest_latents, unit_rows
 from interplab.dashboards.quantiles import Histogram, QuantileSampler
 from interplab.dashboards.records import LatentExtras, example_records, feature_records
 from interplab.dashboards.scan import ProgressFn, TopScan, scan_quantiles, scan_top
+from interplab.dashboards.scan_checkpoint import checkpoint_path, load_scan, save_scan, settings_hash
 from interplab.models.tokens import token_texts
-from interplab.web.db import DashboardDB, SaeRecord
 
 log = get_logger(__name__)
 
@@ -216,7 +216,7 @@ def _build_into(database: DashboardDB, job: _Job, resume: bool, overwrite: bool,
 
 def _scans(job: _Job, progress: ProgressFn | None, ckpt: Path | None,
            resume: bool) -> tuple[TopScan, Histogram, QuantileSampler]:
-    """Step 3: both scans, or on resume their checkpoint (checkpoint.py) when one matches."""
+    """Step 3: both scans, or on resume their checkpoint (scan_checkpoint.py) when one matches."""
     key = settings_hash(job.settings)
     if resume and ckpt is not None:
         loaded = load_scan(ckpt, key, job.cfg, job.device)

@@ -26,7 +26,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from interplab.dashboards.topk import NEG_INF, BatchLatents, TopKTracker
+from interplab.dashboards.top_contexts import NEG_INF, BatchLatents, TopKTracker
 
 _MASK31 = 0x7FFFFFFF
 

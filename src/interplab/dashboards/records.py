@@ -14,11 +14,11 @@ from dataclasses import dataclass
 
 import torch
 
+from interplab.dashboards.db import ExampleRecord, FeatureRecord
 from interplab.dashboards.quantiles import Histogram, QuantileSampler, bucket_label
 from interplab.dashboards.scan import TopScan
-from interplab.dashboards.topk import TopKTracker
+from interplab.dashboards.top_contexts import TopKTracker
 from interplab.models.tokens import TokenText
-from interplab.web.db import ExampleRecord, FeatureRecord
 
 
 @dataclass

@@ -3,7 +3,7 @@
 1. `batches`: the store's rows in order, a few at a time ([R, T, D] activations, R·T ≈ batch_tokens),
    each with its global row index; `max_tokens` stops after whole rows.
 2. `scan_top` (pass 1): encode each batch's real tokens to latents [N, F] on the device, take the
-   per-row peaks, add them to the streaming top-k (topk.py) and the maxima; keep the token ids.
+   per-row peaks, add them to the streaming top-k (top_contexts.py) and the maxima; keep the token ids.
 3. `scan_quantiles` (pass 2, needs pass 1's maxima): firing counts and sums, histogram of positive
    activations and seeded reservoir samples per activation bucket (quantiles.py).
 Both passes read the store in the same order with the same batches, so they are deterministic: a
@@ -21,7 +21,7 @@ from torch import Tensor
 from interplab.activations.store import ActivationStore
 from interplab.dashboards.config import DashboardConfig
 from interplab.dashboards.quantiles import Histogram, QuantileSampler
-from interplab.dashboards.topk import NEG_INF, BatchLatents, LatentStats, TopKTracker, window_len
+from interplab.dashboards.top_contexts import NEG_INF, BatchLatents, LatentStats, TopKTracker, window_len
 
 ProgressFn = Callable[[str, int, int], None]
 """progress(stage, done, total): stage is "scan 1/2", "scan 2/2" or "write"."""

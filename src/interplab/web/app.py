@@ -17,8 +17,8 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from interplab.dashboards.db import DashboardDB
 from interplab.web.api import api_router
-from interplab.web.db import DashboardDB
 from interplab.web.live import LiveInference
 from interplab.web.pages import page_router, report_router
 from interplab.web.render import STATIC, Pages

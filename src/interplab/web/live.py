@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from interplab.common import InterplabError, get_logger
-from interplab.web.db import SaeRecord
+from interplab.dashboards.db import SaeRecord
 
 if TYPE_CHECKING:  # torch and transformers load on the first live request, not when the server starts
     import torch

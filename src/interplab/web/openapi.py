@@ -16,8 +16,8 @@ REGENERATE = "PYTHONPATH=src python -m interplab.web.openapi"
 
 def openapi_text() -> str:
     """The app's OpenAPI schema, pretty-printed with sorted keys (stable across runs)."""
+    from interplab.dashboards.db import DashboardDB
     from interplab.web.app import create_app
-    from interplab.web.db import DashboardDB
 
     db = DashboardDB("sqlite://")  # in memory: the schema does not depend on the data
     try:

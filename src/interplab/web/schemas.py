@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
-from interplab.web.db import ExampleRecord, ExplanationRecord, FeatureHit, FeatureRecord, SaeRecord
+from interplab.dashboards.db import ExampleRecord, ExplanationRecord, FeatureHit, FeatureRecord, SaeRecord
 
 
 class SaeOut(BaseModel):

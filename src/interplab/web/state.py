@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from interplab.web.db import DashboardDB, SaeRecord
+from interplab.dashboards.db import DashboardDB, SaeRecord
 from interplab.web.live import LiveInference
 from interplab.web.schemas import (
     ExampleOut,

@@ -83,7 +83,7 @@ def gpt2(gpt2_dir):
 @pytest.fixture
 def cat_db(tmp_path, cat_examples):
     """A dashboards DB with latent 0 firing on ' cat' (top + quantile examples) and latent 1 elsewhere."""
-    from interplab.web.db import DashboardDB, ExampleRecord, FeatureRecord, SaeRecord
+    from interplab.dashboards.db import DashboardDB, ExampleRecord, FeatureRecord, SaeRecord
 
     db = DashboardDB(tmp_path / "dash.db")
     sae_id = db.upsert_sae(SaeRecord("s", "p", "m", "blocks.0.resid_post", 64, 32, "relu"))

@@ -17,7 +17,7 @@ HOOK = "blocks.0.resid_post"
 
 
 def test_explain_cli_with_model_sae_and_endpoint_writes_the_run_and_the_db(gpt2, gpt2_dir, tmp_path):
-    from interplab.web.db import DashboardDB, SaeRecord
+    from interplab.dashboards.db import DashboardDB, SaeRecord
 
     torch.manual_seed(0)
     save_sae(

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from interplab.web.db import DashboardDB
+from interplab.dashboards.db import DashboardDB
 
 BENCH = Path(__file__).resolve().parents[3] / "bench" / "dashboards_pages.py"
 

@@ -11,8 +11,8 @@ from typer.testing import CliRunner
 from interplab.activations import ActivationStore
 from interplab.cli import app
 from interplab.common import InterplabError
+from interplab.dashboards.db import DashboardDB
 from interplab.saes import load_sae
-from interplab.web.db import DashboardDB
 
 runner = CliRunner()
 

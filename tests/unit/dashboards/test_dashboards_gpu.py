@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from interplab.dashboards import DashboardConfig, build_dashboards
-from interplab.web.db import DashboardDB
+from interplab.dashboards.db import DashboardDB
 
 pytestmark = [
     pytest.mark.gpu,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from interplab.dashboards import DashboardConfig, build_dashboards
-from interplab.web.db import DashboardDB
+from interplab.dashboards.db import DashboardDB
 
 
 def test_minilm_store_builds_dashboards_with_decoded_wordpieces_and_no_logits(minilm, sae_factory, tmp_path):

@@ -9,7 +9,7 @@ from interplab.activations import ActivationStore
 from interplab.dashboards import DashboardConfig
 from interplab.dashboards.quantiles import bucket_of, hash_keys
 from interplab.dashboards.scan import scan_quantiles, scan_top
-from interplab.dashboards.topk import BatchLatents, TopKTracker, row_max
+from interplab.dashboards.top_contexts import BatchLatents, TopKTracker, row_max
 from interplab.saes import load_sae
 
 CPU = torch.device("cpu")

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from interplab.common import InterplabError
-from interplab.web.db import DashboardDB, ExampleRecord, FeatureRecord, SaeRecord, database_url
+from interplab.dashboards.db import DashboardDB, ExampleRecord, FeatureRecord, SaeRecord, database_url
 
 
 def _sae(name: str = "demo") -> SaeRecord:

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from interplab.cli import app
 from interplab.commands.serve import match_sae_folder
 from interplab.common import InterplabError
-from interplab.web.db import SaeRecord
+from interplab.dashboards.db import SaeRecord
 
 
 @pytest.fixture

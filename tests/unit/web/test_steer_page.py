@@ -14,7 +14,9 @@ import uvicorn
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
+from fake_dashboard_rows import synthetic_batch
 from interplab.cli import app as cli_app
+from interplab.dashboards.db import DashboardDB, SaeRecord
 from interplab.models.loading import load_model
 from interplab.saes import SAEConfig, make_sae
 from interplab.saes.io import load_sae, save_sae
@@ -27,8 +29,6 @@ from interplab.steering import (
     save_vector,
 )
 from interplab.web.app import create_app
-from interplab.web.db import DashboardDB, SaeRecord
-from interplab.web.synthetic import synthetic_batch
 from web_data import D_SAE, HOOK, XSS
 
 PROMPT = "The cat sat on"

@@ -28,7 +28,7 @@ from interplab.common import get_logger
 from interplab.dashboards.config import DashboardConfig
 from interplab.dashboards.quantiles import Histogram, QuantileSampler
 from interplab.dashboards.scan import TopScan
-from interplab.dashboards.topk import LatentStats, TopKTracker
+from interplab.dashboards.top_contexts import LatentStats, TopKTracker
 
 log = get_logger(__name__)
 

@@ -1,4 +1,4 @@
-"""Synthetic dashboard rows (statistics + example contexts) for benches and tests of the web app.
+"""Fake dashboard rows (statistics + example contexts) for the web app's tests and bench/dashboards_pages.py.
 
 Not measurements of any model: random words and activations shaped like what `interplab dashboards`
 writes, so page latency and rendering can be checked on databases far larger than a test can build
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 
-from interplab.web.db import ExampleRecord, FeatureRecord
+from interplab.dashboards.db import ExampleRecord, FeatureRecord
 
 WORDS = ("the", " cat", " sat", " on", " mat", " dog", " ran", " to", " a", " house", " of", " and", " is",
          " in", " 1", " 2", " 42", ",", ".", " Paris", " France", " code", " return", " happy", " sad")
