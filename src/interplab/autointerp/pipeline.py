@@ -12,7 +12,6 @@ append the line and flush. A killed run keeps every finished latent; `resume=Tru
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import random
@@ -28,6 +27,8 @@ from interplab.autointerp.score import ScoreConfig, detection_score, fuzzing_sco
 from interplab.common import InterplabError, get_logger
 from interplab.dashboards import DashboardDB, ExampleRecord
 from interplab.files import json_safe, write_text_atomic
+from interplab.reports.index import ReportIndex, TableEntry
+from interplab.reports.writer import write_index, write_table_files
 
 log = get_logger(__name__)
 
@@ -125,25 +126,15 @@ def write_scores(out: Path, records: Iterable[dict[str, Any]], summary: Mapping[
         "explainer",
     ]
     rows = [{c: r.get(c) for c in columns} for r in sorted(records, key=lambda r: r["feature"])]
-    with (out / "scores.csv").open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(rows)
-    write_text_atomic(out / "scores.json", json.dumps(json_safe(rows), indent=1))
-    index = {
-        "title": "Auto-interpretability: explanations and scores",
-        "summary": json_safe(dict(summary)),
-        "tables": [
-            {
-                "name": "scores",
-                "title": "Explanations with detection and fuzzing balanced accuracy",
-                "csv": "scores.csv",
-                "json": "scores.json",
-            }
-        ],
-        "figures": [],
-    }
-    write_text_atomic(out / "index.json", json.dumps(index, indent=2))
+    write_table_files(out / "scores.csv", out / "scores.json", rows)
+    table = TableEntry(
+        name="scores",
+        title="Explanations with detection and fuzzing balanced accuracy",
+        csv="scores.csv",
+        json="scores.json",
+    )
+    title = "Auto-interpretability: explanations and scores"
+    write_index(out, ReportIndex(title=title, kind="autointerp", summary=json_safe(dict(summary)), tables=[table]))
 
 
 def _mean(values: list[float | None]) -> float | None:

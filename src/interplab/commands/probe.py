@@ -85,13 +85,11 @@ def _run(
     """Load the SAE and model, run the study under a status line, print where the report is."""
     from rich.console import Console
 
-    from interplab.common import InterplabError
     from interplab.models.loading import load_model
     from interplab.probes.study import run_probe_study
+    from interplab.reports.writer import refuse_to_replace_report
 
-    if (out / "index.json").exists() and not overwrite:
-        # checked before loading anything: a finished report is never replaced by accident
-        raise InterplabError(f"{out} already holds a report; pass --overwrite or choose another --out")
+    refuse_to_replace_report(out, overwrite)  # before loading anything
     console = Console(stderr=True)
     loaded_sae = None
     if sae is not None:

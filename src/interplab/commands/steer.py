@@ -173,6 +173,7 @@ def sweep_cmd(
 
     from interplab.common import InterplabError
     from interplab.models.loading import load_model
+    from interplab.reports.writer import refuse_to_replace_report
     from interplab.steering.apply import GenerationSettings
     from interplab.steering.sweep import SweepConfig, sweep, write_sweep
     from interplab.steering.vectors import load_vector
@@ -181,8 +182,7 @@ def sweep_cmd(
         raise InterplabError(
             "pass one target: --keywords word1,word2, --probe-vector <vector> or --probe-pairs <jsonl>"
         )
-    if (out / "index.json").exists() and not overwrite:
-        raise InterplabError(f"{out} already holds a finished run; pass --overwrite or choose another --out")
+    refuse_to_replace_report(out, overwrite)
     vec = load_vector(vector)
     cfg = SweepConfig(
         _floats(coefs, "--coefs"), _positions(positions), GenerationSettings(max_new_tokens=max_new_tokens)
@@ -234,19 +234,6 @@ def compare(
     for i, name in enumerate(names):
         typer.echo(f"{name:<{width}}  " + "  ".join(f"{float(v):+.3f}" for v in matrix[i]))
     if out is not None:
-        from interplab.probes.report import ReportWriter
+        from interplab.steering.compare import write_cosine_report
 
-        writer = ReportWriter(out, "Steering vector cosines", overwrite=overwrite)
-        writer.write_config({"vectors": [str(v) for v in vectors]})
-        writer.heatmap(
-            "cosines",
-            matrix,
-            names,
-            names,
-            "Cosine similarity of steering vectors",
-            "vector",
-            "vector",
-            -1,
-            1,
-        )
-        typer.echo(f"wrote {writer.finish({'n_vectors': len(names)})}")
+        typer.echo(f"wrote {write_cosine_report(out, names, matrix, [str(v) for v in vectors], overwrite)}")

@@ -182,7 +182,7 @@ def train_sae(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from interplab.common import InterplabError
-    from interplab.evals.plots import plot_l0_fvu
+    from interplab.evals.l0_fvu_plot import plot_l0_fvu
     from interplab.saes import SAEConfig, make_sae, save_sae
     from interplab.training import TrainConfig, distributed, fit
     from interplab.training.metrics_log import JsonlMetrics

@@ -9,7 +9,7 @@
 6. With an SAE at that hook: latent ranking by CV single-latent accuracy, k-sparse sweep, SAE-feature
    generalization matrix, and cosines between residual probes and decoder directions (single latents
    and the k-sparse probe mapped through W_dec).
-Everything lands in a report folder (see report.py) whose index.json the web UI reads.
+Everything lands in a report folder (interplab.reports) whose index.json the web UI reads.
 """
 
 from __future__ import annotations
@@ -38,7 +38,6 @@ from interplab.probes.generalization import (
     sparse_fit,
 )
 from interplab.probes.linear import LinearProbeConfig, stratified_split, train_linear_probe
-from interplab.probes.report import ReportWriter
 from interplab.probes.sae_probes import (
     encode_latents,
     evaluate_single_latents,
@@ -47,6 +46,7 @@ from interplab.probes.sae_probes import (
     rank_latents,
     train_sparse_probe,
 )
+from interplab.reports.writer import ReportWriter
 
 log = get_logger(__name__)
 
@@ -274,7 +274,7 @@ def run_probe_study(
         raise InterplabError(f"layers {bad} out of range; {lm.name} has layers 0..{lm.n_layers - 1}")
     if sae is not None and sae.cfg.d_in != lm.d_model:
         raise InterplabError(f"the SAE reads d_in={sae.cfg.d_in} but the model has d_model={lm.d_model}")
-    report = ReportWriter(out, f"Probe study: {lm.name}", overwrite=overwrite)
+    report = ReportWriter(out, f"Probe study: {lm.name}", "probe-study", overwrite=overwrite)
     report.write_config({"model": lm.name, "sae": sae_source, **asdict(cfg)})
     pcfg = LinearProbeConfig(C=cfg.C)
     step("loading datasets")

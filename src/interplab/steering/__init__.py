@@ -1,6 +1,7 @@
 """Steering: vectors from contrast pairs or SAE latents, added at a hook in forward passes and generation."""
 
 from interplab.steering.apply import GenerationSettings, generate, generate_steered, steer
+from interplab.steering.compare import write_cosine_report
 from interplab.steering.sweep import KeywordTarget, ProbeTarget, SweepConfig, perplexity, sweep, write_sweep
 from interplab.steering.vectors import (
     ContrastConfig,
@@ -33,5 +34,6 @@ __all__ = [
     "save_vector",
     "steer",
     "sweep",
+    "write_cosine_report",
     "write_sweep",
 ]

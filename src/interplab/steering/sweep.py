@@ -8,9 +8,9 @@ For each coefficient c:
 3. Coherence: perplexity of the completion tokens under the unsteered model given the prompt. Steering
    that "works" by producing gibberish shows up as a perplexity blow-up next to the target gain.
 
-The run folder follows the probe report layout (so the web UI shows it): config.json, tables/sweep.csv
-+ .json (one row per coefficient), generations.jsonl, figures/sweep.png + figures/sweep.html (offline,
-hover for numbers), index.json last.
+The run folder is a report folder (interplab.reports, so the web UI shows it): config.json,
+tables/sweep.csv + .json (one row per coefficient), generations.jsonl, figures/sweep.png +
+figures/sweep.html (offline, hover for numbers), index.json last.
 """
 
 from __future__ import annotations
@@ -27,9 +27,12 @@ from torch import Tensor
 from torch.nn import functional as F
 
 from interplab.common import InterplabError
+from interplab.files import write_text_atomic
 from interplab.models.interventions import run_to_capture
 from interplab.models.loading import LoadedModel
-from interplab.probes.linear import LinearProbe, LinearProbeConfig, train_linear_probe
+from interplab.probes import LinearProbe, LinearProbeConfig, train_linear_probe
+from interplab.reports.index import FigureEntry
+from interplab.reports.writer import ReportWriter
 from interplab.steering.apply import Generation, GenerationSettings, generate
 from interplab.steering.vectors import ContrastConfig, ContrastPair, SteeringVector, pooled_activations
 
@@ -191,26 +194,26 @@ def write_sweep(
     overwrite: bool = False,
 ) -> Path:
     """Write the run folder (tables, generations, PNG + HTML figure, index.json last); return index.json."""
-    from interplab.probes.report import ReportWriter
-    from interplab.steering.plots import sweep_html, sweep_png
+    from interplab.steering.sweep_plot import SWEEP_CAPTION, sweep_html, sweep_png
 
-    writer = ReportWriter(out, "Steering coefficient sweep", overwrite=overwrite)
+    writer = ReportWriter(out, "Steering coefficient sweep", "steering-sweep", overwrite=overwrite)
     writer.write_config(config)
     writer.table(
         "sweep",
         [{**asdict(r), "target_name": target_name} for r in rows],
         "Target vs perplexity per coefficient",
     )
-    with (writer.folder / "generations.jsonl").open("w", encoding="utf-8") as handle:
-        for coef, gens in outputs.items():
-            for prompt, g in zip(prompts, gens, strict=True):
-                handle.write(json.dumps({"coef": coef, "prompt": prompt, "completion": g.text}) + "\n")
+    lines = [
+        json.dumps({"coef": coef, "prompt": prompt, "completion": g.text}) + "\n"
+        for coef, gens in outputs.items()
+        for prompt, g in zip(prompts, gens, strict=True)
+    ]
+    write_text_atomic(writer.folder / "generations.jsonl", "".join(lines))
     title = f"Steering sweep: {target_name} and perplexity vs coefficient"
-    sweep_png(rows, target_name, writer.folder / "figures" / "sweep.png", title)
-    sweep_html(rows, target_name, writer.folder / "figures" / "sweep.html", title)
-    writer.figures.append(
-        {"name": "sweep", "title": title, "png": "figures/sweep.png", "html": "figures/sweep.html"}
-    )
+    sweep_png(rows, target_name, writer.figure_path("sweep", "png"), title)
+    sweep_html(rows, target_name, writer.figure_path("sweep", "html"), title)
+    writer.add_figure(FigureEntry(name="sweep", title=title, png="figures/sweep.png", html="figures/sweep.html",
+                                  caption=SWEEP_CAPTION))
     for r in rows:
         writer.log_metric(coef=r.coef, target=r.target, perplexity=r.perplexity)
     best = max(rows, key=lambda r: r.target if math.isfinite(r.target) else -math.inf)

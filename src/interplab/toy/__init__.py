@@ -4,7 +4,7 @@ https://transformer-circuits.pub/2022/toy_model/
 
 Modules: `superposition` (batched-instance model and training), `metrics` (‖W_i‖, superposition, D_i, D*),
 `experiments` (the paper's n=5/m=2, n=20/m=5 and n=200/m=20 runs), `phase` (n=2, m=1 phase diagram),
-`plots` (PNG), `interactive` + `svg` (offline HTML), `runner` (run folder for `interplab toy`).
+`static_figures` (PNG), `interactive` (offline HTML, drawn with `interplab.reports.svg_charts`), `runner` (run folder for `interplab toy`).
 """
 
 from interplab.toy.metrics import dimensionality, dims_per_feature, feature_norms, superposition

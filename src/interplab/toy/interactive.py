@@ -1,11 +1,11 @@
 """Interactive (self-contained HTML + inline SVG) versions of the toy-model figures, with hover tooltips.
 
-Same content as `plots.py` (Elhage et al. 2022, https://transformer-circuits.pub/2022/toy_model/):
+Same content as `static_figures.py` (Elhage et al. 2022, https://transformer-circuits.pub/2022/toy_model/):
 1. `intro_html`: feature directions in 2-D; hover a feature for its index, importance, ‖W_i‖, bias.
 2. `sweep_html`: ‖W_i‖ bars colored by superposition; hover for the numbers.
 3. `phase_html`: phase diagram; hover a cell for its phase, W and b.
 4. `dimensionality_html`: D* and D_i against 1/(1-S) with the stable fractions.
-Everything is drawn by `svg.Panel`, so the files open offline in any browser.
+Everything is drawn by `interplab.reports.svg_charts.Panel`, so the files open offline in any browser.
 """
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ from pathlib import Path
 from matplotlib import colormaps
 from matplotlib.colors import to_hex
 
+from interplab.reports.svg_charts import Panel, write_page
 from interplab.toy import metrics
 from interplab.toy.experiments import SparsityRun, SweepResult
 from interplab.toy.phase import PHASES, PhaseDiagram
-from interplab.toy.plots import FRACTIONS, PHASE_COLORS, SUPERPOSITION_CMAP
-from interplab.toy.svg import Panel, write_page
+from interplab.toy.static_figures import FRACTIONS, PHASE_COLORS, SUPERPOSITION_CMAP
 
 
 def _color(cmap: str, v: float) -> str:

@@ -7,9 +7,8 @@ Steps for each preset (intro, sweep, phase, dimensionality):
 2. Train (all instances of the preset as one batch).
 3. Append one metrics line per trained instance to metrics.jsonl and save W, b as safetensors.
 4. Draw the PNG (matplotlib) and the self-contained HTML (inline SVG) figures.
-config.json is written first; index.json last, so a folder with index.json is complete. index.json:
-{"kind": "toy", "presets": [...], "figures": [{"preset", "name", "title", "caption", "png", "html"}]}
-with file names relative to the folder ("html" is null for figures that only have a PNG).
+config.json is written first; index.json (a `ReportIndex` of kind "toy", each figure's `group` naming
+its preset, files relative to the folder) last, so a folder with index.json is complete.
 """
 
 from __future__ import annotations
@@ -23,7 +22,12 @@ from typing import Any
 from safetensors.torch import save_file
 
 from interplab.common import InterplabError, get_logger
-from interplab.toy import interactive, metrics, plots
+from interplab.files import write_text_atomic
+from interplab.reports.index import FigureEntry, ReportIndex
+from interplab.reports.png_charts import save_png
+from interplab.reports.writer import start_report, write_index
+from interplab.toy import interactive, metrics
+from interplab.toy import static_figures as plots
 from interplab.toy.experiments import (
     DimensionalityConfig,
     IntroConfig,
@@ -106,13 +110,17 @@ def _save_weights(path: Path, runs: dict[str, SparsityRun]) -> None:
     save_file(tensors, str(path))
 
 
-def _figure(out: Path, name: str, title: str, caption: str, fig, html_fn) -> dict:
-    plots.save_png(fig, out / f"{name}.png")
+def _save_png(fig, path: Path) -> None:
+    save_png(fig, path, dpi=100, tight=True)  # 100 dpi keeps files small for the web UI
+
+
+def _figure(out: Path, name: str, title: str, caption: str, fig, html_fn) -> FigureEntry:
+    _save_png(fig, out / f"{name}.png")
     html_fn(out / f"{name}.html")
-    return {"name": name, "title": title, "caption": caption, "png": f"{name}.png", "html": f"{name}.html"}
+    return FigureEntry(name=name, title=title, caption=caption, png=f"{name}.png", html=f"{name}.html")
 
 
-Outcome = tuple[list[dict], list[dict]]
+Outcome = tuple[list[dict], list[FigureEntry]]
 """What a preset runner returns: its metrics rows and its figure entries for index.json."""
 
 
@@ -194,15 +202,14 @@ _RUNNERS: dict[str, Callable[[Any, Path, Progress | None], Outcome]] = {
 }
 
 
-def _wtw_figure(out: Path, run: SparsityRun) -> dict:
-    plots.save_png(plots.plot_wtw(run), out / "sweep_wtw.png")
-    return {
-        "name": "sweep_wtw",
-        "title": "WᵀW and b of the ReLU model (n=20, m=5)",
-        "caption": "Off-diagonal blocks show which features share dimensions (interfere).",
-        "png": "sweep_wtw.png",
-        "html": None,
-    }
+def _wtw_figure(out: Path, run: SparsityRun) -> FigureEntry:
+    _save_png(plots.plot_wtw(run), out / "sweep_wtw.png")
+    return FigureEntry(
+        name="sweep_wtw",
+        title="WᵀW and b of the ReLU model (n=20, m=5)",
+        caption="Off-diagonal blocks show which features share dimensions (interfere).",
+        png="sweep_wtw.png",
+    )
 
 
 def run_presets(
@@ -213,18 +220,15 @@ def run_presets(
 ) -> Path:
     """Run the named presets into `out` and write config.json, metrics.jsonl, index.json; return `out`."""
     configs = {name: preset_config(name, ov) for name in names}  # bad names fail before anything is written
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps({n: asdict(c) for n, c in configs.items()}, indent=2))
-    figures: list[dict] = []
+    out = start_report(out, overwrite=True)  # a rerun replaces the folder's previous run, as it always did
+    write_text_atomic(out / "config.json", json.dumps({n: asdict(c) for n, c in configs.items()}, indent=2))
+    index = ReportIndex(title=f"Toy models of superposition: {', '.join(names)}", kind="toy",
+                        summary={"presets": ", ".join(names)})
     with open(out / "metrics.jsonl", "w", encoding="utf-8") as f:
         for name in names:
             log.info("toy preset %s", name)
             rows, figs = _RUNNERS[name](configs[name], out, progress_for(name) if progress_for else None)
             f.writelines(json.dumps(r) + "\n" for r in rows)
-            figures.extend({"preset": name, **fig} for fig in figs)
-    (out / "index.json").write_text(
-        json.dumps({"kind": "toy", "presets": names, "figures": figures}, indent=2, ensure_ascii=False),
-        encoding="utf-8",
-    )
+            index.figures.extend(replace(fig, group=name) for fig in figs)
+    write_index(out, index)
     return out

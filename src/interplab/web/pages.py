@@ -32,9 +32,8 @@ def _report_tables(state: WebState, report: Report) -> list[dict[str, Any]]:
     assert state.reports_dir is not None
     out = []
     for table in report.tables:
-        rel = f"{report.name}/{table.get('csv', '')}"
-        entry: dict[str, Any] = {"title": str(table.get("title") or table.get("name") or "table"),
-                                 "csv_url": f"/report-files/{quote(rel)}", "error": None}
+        rel = f"{report.name}/{table.csv}"
+        entry: dict[str, Any] = {"title": table.title, "csv_url": f"/report-files/{quote(rel)}", "error": None}
         try:
             entry["header"], entry["rows"], entry["truncated"] = read_csv_table(resolve_inside(state.reports_dir, rel))
         except (OutsideReportsError, OSError, UnicodeDecodeError) as exc:

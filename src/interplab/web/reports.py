@@ -1,8 +1,7 @@
 """Report folders under the reports directory, and the one safe way to reach their files.
 
-A report is a folder holding `index.json` (written last by the probe and toy runners, so a folder with an
-index is finished): {"title"?, "summary"?, "tables": [{name, title, csv, json}], "figures": [{name, title,
-png, html?, caption?}]}. File names in the index are relative to the report folder.
+A report is a folder holding `index.json` (format and reader: interplab.reports.index; written last, so a
+folder with an index is finished). Fields a writer left out take their defaults, so any report renders.
 
 Every file the web app serves from here goes through `resolve_inside`: the path is resolved (symlinks
 followed) and refused unless it stays inside the reports directory.
@@ -11,13 +10,13 @@ followed) and refused unless it stays inside the reports directory.
 from __future__ import annotations
 
 import csv
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from interplab.common import InterplabError, get_logger
+from interplab.reports.index import FigureEntry, TableEntry, read_index
 
 log = get_logger(__name__)
 
@@ -33,8 +32,9 @@ class OutsideReportsError(InterplabError):
 class Report:
     name: str  # folder relative to the reports directory, POSIX separators
     title: str
-    figures: list[dict[str, Any]] = field(default_factory=list)
-    tables: list[dict[str, Any]] = field(default_factory=list)
+    kind: str = "report"
+    figures: list[FigureEntry] = field(default_factory=list)
+    tables: list[TableEntry] = field(default_factory=list)
     summary: dict[str, Any] = field(default_factory=dict)
 
 
@@ -51,31 +51,16 @@ def resolve_inside(root: Path, relative: str) -> Path:
     return target
 
 
-def _read_index(folder: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads((folder / "index.json").read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        log.warning("skipping report %s: unreadable index.json (%s)", folder, exc)
-        return None
-    return data if isinstance(data, dict) else None
-
-
-def _entries(data: dict[str, Any], key: str) -> list[dict[str, Any]]:
-    items = data.get(key)
-    return [x for x in items if isinstance(x, dict)] if isinstance(items, list) else []
-
-
 def _report(root: Path, folder: Path) -> Report | None:
-    data = _read_index(folder)
-    if data is None:
+    """The report in `folder`, or None (logged) when its index.json is unreadable."""
+    try:
+        index = read_index(folder)
+    except InterplabError as exc:
+        log.warning("skipping report %s: %s", folder, exc)
         return None
     name = folder.relative_to(root).as_posix()
-    summary = data.get("summary")
-    title = data.get("title")
-    if not title and data.get("kind") == "toy":  # the toy runner's index names its presets, not a title
-        title = f"Toy models of superposition: {', '.join(map(str, data.get('presets') or []))}"
-    return Report(name=name, title=str(title or name), figures=_entries(data, "figures"),
-                  tables=_entries(data, "tables"), summary=summary if isinstance(summary, dict) else {})
+    return Report(name=name, title=index.title, kind=index.kind, figures=index.figures, tables=index.tables,
+                  summary=index.summary)
 
 
 def find_reports(root: Path | None) -> list[Report]:

@@ -1,9 +1,6 @@
-"""Generalization matrices reflect shared vs unrelated directions; the report folder is complete."""
+"""Generalization matrices reflect shared vs unrelated directions; layer sweeps give one row per pair."""
 
 from __future__ import annotations
-
-import csv
-import json
 
 import pytest
 import torch
@@ -19,7 +16,6 @@ from interplab.probes.generalization import (
     series_by,
 )
 from interplab.probes.linear import LinearProbeConfig, evaluate, stratified_split, train_linear_probe
-from interplab.probes.report import ReportWriter
 
 
 def dataset(direction_D: torch.Tensor, n=300, seed=0, shift=3.0) -> SplitData:
@@ -71,27 +67,3 @@ def test_layer_sweep_rows_and_series():
     assert len(rows) == 6 and {r["dataset"] for r in rows} == set(data)
     xs, series = series_by(rows, "dataset", "hook", "accuracy")
     assert xs == ["blocks.0.resid_post", "blocks.1.resid_post"] and len(series["a"]) == 2
-
-
-def test_report_folder_has_index_tables_and_figures(tmp_path):
-    report = ReportWriter(tmp_path / "rep", "test report")
-    report.write_config({"model": "x", "nan": float("nan")})
-    report.table("t", [{"a": 1, "b": float("nan")}], "a table")
-    report.heatmap("h", torch.tensor([[1.0, 0.5], [0.25, 0.0]]), ["r1", "r2"], ["c1", "c2"], "a heatmap")
-    report.line_plot("l", [0, 1], {"s": [0.5, 0.7]}, "a plot", "layer", "acc")
-    report.log_metric(name="x", value=1.0)
-    index = json.loads(report.finish({"best": 1}).read_text())
-    assert [t["name"] for t in index["tables"]] == ["t", "h"] and [f["name"] for f in index["figures"]] == [
-        "h",
-        "l",
-    ]
-    for entry in index["figures"] + index["tables"]:
-        for key in ("png", "html", "csv", "json"):
-            if key in entry:
-                assert (tmp_path / "rep" / entry[key]).stat().st_size > 0
-    with open(tmp_path / "rep" / "tables" / "h.csv") as handle:
-        assert list(csv.DictReader(handle))[1] == {"train": "r2", "c1": "0.25", "c2": "0.0"}
-    assert json.loads((tmp_path / "rep" / "config.json").read_text())["nan"] is None
-    assert "<td>0.250</td>" in (tmp_path / "rep" / "figures" / "h.html").read_text()
-    with pytest.raises(InterplabError, match="overwrite"):
-        ReportWriter(tmp_path / "rep", "again")

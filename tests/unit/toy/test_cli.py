@@ -41,7 +41,7 @@ def test_run_folder_has_config_metrics_and_index(run_dir):
     }
     assert all(len(r["norms"]) == 200 for r in by_preset["dimensionality"])
     index = json.loads((run_dir / "index.json").read_text())
-    assert {f["preset"] for f in index["figures"]} == set(PRESETS)
+    assert index["kind"] == "toy" and {f["group"] for f in index["figures"]} == set(PRESETS)
     assert all(f["title"] for f in index["figures"])
 
 

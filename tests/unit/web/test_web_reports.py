@@ -59,7 +59,7 @@ def test_no_reports_dir_says_how_to_add_one(web_data) -> None:
     assert client.get("/report-files/probe/figures/acc.png").status_code == 404
 
 
-def test_toy_run_folders_are_listed_with_their_presets(tmp_path: Path) -> None:
+def test_toy_folders_from_before_the_index_format_are_listed_with_their_presets(tmp_path: Path) -> None:
     import json
 
     (tmp_path / "toy").mkdir()
@@ -69,4 +69,5 @@ def test_toy_run_folders_are_listed_with_their_presets(tmp_path: Path) -> None:
                           "html": None}]}
     (tmp_path / "toy" / "index.json").write_text(json.dumps(index))
     (report,) = find_reports(tmp_path)
-    assert report.title == "Toy models of superposition: intro" and report.figures[0]["png"] == "intro.png"
+    assert report.title == "Toy models of superposition: intro" and report.figures[0].png == "intro.png"
+    assert report.figures[0].group == "intro" and report.figures[0].html is None

@@ -17,6 +17,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from interplab.files import write_text_atomic
+
 _MARGIN_L, _MARGIN_R, _MARGIN_T, _MARGIN_B = 48, 12, 28, 40
 
 _TOOLTIP_JS = """
@@ -195,7 +197,7 @@ def page(title: str, panels: Sequence[Panel], caption: str = "", legend_html: st
 def write_page(
     path: str | Path, title: str, panels: Sequence[Panel], caption: str = "", legend_html: str = ""
 ) -> Path:
-    """Write `page(...)` to `path` and return the path."""
+    """Write `page(...)` to `path` in one step and return the path."""
     path = Path(path)
-    path.write_text(page(title, panels, caption, legend_html), encoding="utf-8")
+    write_text_atomic(path, page(title, panels, caption, legend_html))
     return path

@@ -13,8 +13,6 @@ Uses matplotlib's object API (no pyplot) so no global backend state is touched.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 from matplotlib import colormaps
 from matplotlib.colors import ListedColormap
@@ -35,13 +33,6 @@ SUPERPOSITION_CMAP = "inferno"
 
 def _sparsity_title(s: float) -> str:
     return f"1-S = {1 - s:.3g}"
-
-
-def save_png(fig: Figure, path: str | Path) -> Path:
-    """Save a figure as PNG (100 dpi keeps files small for the web UI) and return the path."""
-    path = Path(path)
-    fig.savefig(path, dpi=100, bbox_inches="tight")
-    return path
 
 
 def plot_intro(run: SparsityRun) -> Figure:

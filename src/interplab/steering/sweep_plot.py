@@ -13,7 +13,11 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
-from interplab.toy.svg import Panel, write_page
+from interplab.reports.png_charts import save_png
+from interplab.reports.svg_charts import Panel, write_page
+
+SWEEP_CAPTION = "Target behaviour and coherence (perplexity of the completions under the unsteered model)."
+"""How to read the sweep figure (shown in the HTML page and on the report page)."""
 
 
 def _finite(values: Sequence[float]) -> list[float]:
@@ -48,9 +52,7 @@ def sweep_png(rows: Sequence[Any], target_name: str, path: str | Path, title: st
         ax.grid(alpha=0.3)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=100, bbox_inches="tight")
-    return path
+    return save_png(fig, path, dpi=100, tight=True)
 
 
 def sweep_html(rows: Sequence[Any], target_name: str, path: str | Path, title: str) -> Path:
@@ -77,5 +79,4 @@ def sweep_html(rows: Sequence[Any], target_name: str, path: str | Path, title: s
             [coefs[i] for i in keep], [values[i] for i in keep], colors=color, tips=[tips[i] for i in keep]
         )
         panels.append(panel)
-    caption = "Target behaviour and coherence (perplexity of the completions under the unsteered model)."
-    return write_page(path, title, panels, caption)
+    return write_page(path, title, panels, SWEEP_CAPTION)

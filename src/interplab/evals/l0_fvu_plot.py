@@ -1,4 +1,4 @@
-"""Figures of an SAE run: the L0 vs FVU trajectory (PNG for papers, self-contained HTML to explore)."""
+"""The L0 vs FVU trajectory of an SAE run: PNG for papers, self-contained HTML to explore."""
 
 from __future__ import annotations
 
@@ -6,13 +6,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")  # files only, never a window (servers and CI have no display)
-import matplotlib.pyplot as plt  # noqa: E402
-
-from interplab.common import InterplabError  # noqa: E402
-from interplab.toy.svg import Panel, write_page  # noqa: E402
+from interplab.common import InterplabError
+from interplab.reports.png_charts import save_png
+from interplab.reports.svg_charts import Panel, write_page
 
 
 def _points(records: Sequence[dict[str, Any]]) -> tuple[list[float], list[float], list[int]]:
@@ -32,7 +30,8 @@ def plot_l0_fvu(records: Sequence[dict[str, Any]], out_dir: str | Path, final: d
     l0, fvu, steps = _points(records)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    fig, ax = plt.subplots(figsize=(5, 4))
+    fig = Figure(figsize=(5, 4))
+    ax = fig.add_subplot()
     sc = ax.scatter(l0, fvu, c=steps, cmap="viridis", s=14)
     fig.colorbar(sc, ax=ax, label="step")
     if final is not None:
@@ -42,9 +41,7 @@ def plot_l0_fvu(records: Sequence[dict[str, Any]], out_dir: str | Path, final: d
     ax.set_ylabel("FVU (fraction of variance unexplained)")
     ax.set_title(title)
     fig.tight_layout()
-    png = out_dir / "l0_fvu.png"
-    fig.savefig(png, dpi=120)
-    plt.close(fig)
+    png = save_png(fig, out_dir / "l0_fvu.png", dpi=120)
 
     xs = [*l0, *([final["l0"]] if final else [])]
     ys = [*fvu, *([final["fvu"]] if final else [])]

@@ -4,7 +4,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from interplab.toy.svg import Panel, _ticks, page
+from interplab.reports.svg_charts import Panel, _ticks, page
 
 NS = "{http://www.w3.org/2000/svg}"
 

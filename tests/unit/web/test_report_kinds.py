@@ -1,0 +1,38 @@
+"""Every report kind the CLI writes (toy, probe study, steering sweep and compare, autointerp) renders in the
+web UI, and every file its index names is served (before: probe and steering pages answered HTTP 500)."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+
+from interplab.reports import read_index
+from interplab.web.app import create_app
+from report_kinds import KINDS, write_every_report_kind
+
+
+@pytest.fixture(scope="module")
+def reports(tmp_path_factory, tiny_model_dir, web_data):
+    root = tmp_path_factory.mktemp("report_kinds")
+    folders = write_every_report_kind(root, tiny_model_dir("gpt2"))
+    return TestClient(create_app(web_data.db_path, reports_dir=root, device="cpu")), folders
+
+
+def test_every_report_kind_is_listed(reports) -> None:
+    client, _ = reports
+    assert sorted(r["name"] for r in client.get("/api/reports").json()) == sorted(KINDS)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_every_report_kind_renders_with_all_its_files(reports, kind: str) -> None:
+    client, folders = reports
+    index = read_index(folders[kind])
+    assert index.kind == kind and (index.figures or index.tables)
+    page = client.get(f"/reports/{kind}")
+    assert page.status_code == 200, page.text
+    assert f"<h1 id=\"report-title\">{index.title}</h1>" in page.text
+    files = [f for fig in index.figures for f in (fig.png, fig.html) if f]
+    files += [f for t in index.tables for f in (t.csv, t.json) if f]
+    for name in files:
+        assert client.get(f"/report-files/{kind}/{name}").status_code == 200, name
+        assert name.split("/")[-1] in page.text or name.endswith(".json")
