@@ -44,7 +44,7 @@ def serve(
 
     from interplab.common import InterplabError
     from interplab.dashboards.db import DashboardDB
-    from interplab.web.app import create_app
+    from interplab.web import create_app
 
     console = Console(stderr=True)
     database = DashboardDB(db, create=False)

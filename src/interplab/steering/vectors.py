@@ -32,7 +32,7 @@ from torch import Tensor
 from interplab.common import InterplabError
 from interplab.models.interventions import run_to_capture
 from interplab.models.loading import LoadedModel
-from interplab.probes.directions import probe_cosines
+from interplab.probes import probe_cosines
 
 POOLINGS = ("last", "mean", "answer")
 
