@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from interplab.saes import SAEConfig, make_sae
+from interplab.saes import sae_config, make_sae
 from interplab.saes.io import save_sae
 from interplab.web.db import DashboardDB, ExampleRecord, FeatureRecord, SaeRecord
 from interplab.web.synthetic import synthetic_batch
@@ -75,7 +75,7 @@ def _write_reports(tmp: Path) -> tuple[Path, Path]:
 
 def build_web_data(tmp: Path, model_dir: Path) -> WebData:
     torch.manual_seed(0)
-    sae = make_sae(SAEConfig(d_in=64, d_sae=D_SAE, architecture="topk", k=6))
+    sae = make_sae(sae_config("topk", d_in=64, d_sae=D_SAE, k=6))
     sae_folder = save_sae(sae, tmp / "sae", metadata={"hook_name": HOOK})
     db_path = tmp / "dash.db"
     db = DashboardDB(db_path)

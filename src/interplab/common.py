@@ -22,6 +22,7 @@ def get_device(requested: str | torch.device | None = None) -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+# The one table of dtype names (with or without a "torch." prefix) for models, stores and SAEs.
 _DTYPES = {
     "float32": torch.float32,
     "fp32": torch.float32,
@@ -29,6 +30,9 @@ _DTYPES = {
     "fp16": torch.float16,
     "bfloat16": torch.bfloat16,
     "bf16": torch.bfloat16,
+    "float64": torch.float64,
+    "fp64": torch.float64,
+    "double": torch.float64,
 }
 
 
@@ -41,7 +45,7 @@ def get_dtype(name: str | torch.dtype | None, device: torch.device | None = None
         dev = device or get_device()
         return torch.bfloat16 if dev.type == "cuda" else torch.float32
     try:
-        return _DTYPES[name]
+        return _DTYPES[str(name).removeprefix("torch.")]
     except KeyError:
         raise ValueError(f"unknown dtype {name!r}; use one of {sorted(set(_DTYPES))}") from None
 

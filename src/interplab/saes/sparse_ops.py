@@ -36,6 +36,7 @@ for autograd, and from folding the AuxK latents into the same backward.
 from __future__ import annotations
 
 import warnings
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
@@ -284,6 +285,31 @@ def encode_topk(
     return values_BK.relu_(), idx_BK, aux_v_BA.relu_(), aux_i_BA
 
 
+# TopKTrainKernel.forward's inputs, in order (backward returns one gradient slot per input).
+_KERNEL_INPUTS = ("x_BD", "b_dec_D", "w_enc_DF", "b_enc_F", "w_dec_FD", "k", "dead_idx_N", "k_aux", "subtract_b_dec")
+
+
+class TopKKernelOutput(NamedTuple):
+    """TopKTrainKernel's outputs (and, in backward, the gradients with respect to them)."""
+
+    mse: Tensor
+    """‖x - x̂‖² summed over d_in, mean over rows."""
+    x_hat_BD: Tensor
+    """Reconstruction."""
+    resid_BD: Tensor
+    """x - x̂ (no grad)."""
+    values_BK: Tensor
+    """Kept latent values (ReLU applied)."""
+    idx_BK: Tensor
+    """Their latent indices."""
+    aux_values_BA: Tensor
+    """AuxK values among dead latents (A = 0 when none is dead)."""
+    aux_idx_BA: Tensor
+    """Their latent indices."""
+    total: Tensor
+    """Σ‖x - mean(x)‖² over the batch (no grad): the FVU denominator."""
+
+
 class TopKTrainKernel(torch.autograd.Function):
     """A TopK SAE training forward (encode, top-k, decode, squared error) as one autograd node.
 
@@ -327,9 +353,11 @@ class TopKTrainKernel(torch.autograd.Function):
         return mse, x_hat_BD, resid_BD, values_BK, idx_BK, aux_v, aux_i, total
 
     @staticmethod
-    def backward(ctx: FunctionCtx, g_mse, g_x_hat, _g_resid, g_values, _g_idx, g_aux, _g_aux_idx, _g_total):  # type: ignore[override]
+    def backward(ctx: FunctionCtx, *grads_out):  # type: ignore[override]
+        g = TopKKernelOutput(*grads_out)  # gradients arrive in the order of the outputs
+        g_mse, g_x_hat, g_values, g_aux = g.mse, g.x_hat_BD, g.values_BK, g.aux_values_BA
         sae_in_BD, resid_BD, w_enc_DF, w_dec_FD, values_BK, idx_BK, aux_v, aux_i = ctx.saved_tensors  # type: ignore[attr-defined]
-        needs = ctx.needs_input_grad  # type: ignore[attr-defined]
+        needs = dict(zip(_KERNEL_INPUTS, ctx.needs_input_grad, strict=True))  # type: ignore[attr-defined]
         B, F = resid_BD.shape[0], w_enc_DF.shape[1]
         # d mse / d x_hat = -2 (x - x_hat) / B; any gradient on x_hat itself adds to it.
         d_mse_BD = resid_BD * (-2.0 / B * g_mse) if g_mse is not None else None
@@ -343,38 +371,46 @@ class TopKTrainKernel(torch.autograd.Function):
         # ReLU after top-k: gradient reaches the encoder only where the kept value is positive.
         g_BK = d_v_BK * (values_BK > 0)
         pairs: list[tuple[Tensor, Tensor]] = []
-        if needs[4]:
+        if needs["w_dec_FD"]:
             pairs.append((values_BK, d_xhat_BD))
         if aux_i.shape[1]:
             g_aux_BA = g_aux if g_aux is not None else torch.zeros_like(aux_v)
             g_all, i_all = torch.cat([g_BK, g_aux_BA * (aux_v > 0)], 1), torch.cat([idx_BK, aux_i], 1)
         else:
             g_all, i_all = g_BK, idx_BK
-            if needs[2]:  # same index pattern: one sort for both weight gradients
+            if needs["w_enc_DF"]:  # same index pattern: one sort for both weight gradients
                 pairs.append((g_all, sae_in_BD))
         outer = scatter_outer_many(idx_BK, pairs, F) if pairs else []
-        d_w_dec = outer.pop(0).to(w_dec_FD.dtype) if needs[4] else None
+        d_w_dec = outer.pop(0).to(w_dec_FD.dtype) if needs["w_dec_FD"] else None
         d_w_enc = None
-        if needs[2]:
+        if needs["w_enc_DF"]:
             d_FD = outer.pop(0) if outer else scatter_outer(i_all, g_all, sae_in_BD, F)
             d_w_enc = d_FD.T.to(w_enc_DF.dtype)
         acc = _acc_dtype(resid_BD)
         db_enc_F = torch.zeros(F, dtype=acc, device=g_all.device).index_add_(
             0, i_all.reshape(-1), g_all.reshape(-1).to(acc)
         )
-        d_b_enc = db_enc_F.to(w_enc_DF.dtype) if needs[3] else None
+        d_b_enc = db_enc_F.to(w_enc_DF.dtype) if needs["b_enc_F"] else None
         d_b_dec = None
-        if needs[1]:
+        if needs["b_dec_D"]:
             d_b_dec = d_xhat_BD.sum(0)
             if ctx.subtract_b_dec:  # type: ignore[attr-defined]
                 # d(sae_in)/d(b_dec) = -I, summed over the batch: -Σ_b W_enc g_b = -W_enc @ db_enc.
                 d_b_dec = d_b_dec - (w_enc_DF.to(acc) @ db_enc_F).to(d_b_dec.dtype)
         d_x = None
-        if needs[0]:
+        if needs["x_BD"]:
             d_x = sparse_decode_plain(g_all, i_all, w_enc_DF.T).to(resid_BD.dtype)
             if d_mse_BD is not None:
                 d_x = d_x - d_mse_BD
-        return d_x, d_b_dec, d_w_enc, d_b_enc, d_w_dec, None, None, None, None
+        grads = {"x_BD": d_x, "b_dec_D": d_b_dec, "w_enc_DF": d_w_enc, "b_enc_F": d_b_enc, "w_dec_FD": d_w_dec}
+        return tuple(grads.get(name) for name in _KERNEL_INPUTS)
+
+
+def topk_train_forward(x_BD: Tensor, b_dec_D: Tensor, w_enc_DF: Tensor, b_enc_F: Tensor, w_dec_FD: Tensor,
+                       k: int, dead_idx_N: Tensor, k_aux: int, subtract_b_dec: bool) -> TopKKernelOutput:
+    """`TopKTrainKernel` with its outputs named."""
+    return TopKKernelOutput(*TopKTrainKernel.apply(
+        x_BD, b_dec_D, w_enc_DF, b_enc_F, w_dec_FD, k, dead_idx_N, k_aux, subtract_b_dec))
 
 
 def topk_among_dead(pre_BF: Tensor, dead_idx_N: Tensor, k_aux: int) -> tuple[Tensor, Tensor]:

@@ -24,7 +24,7 @@ import torch
 from torch import Tensor
 
 from interplab.common import InterplabError, get_device, get_logger, seed_everything
-from interplab.saes.base import SAE, TrainOutput, TrainState
+from interplab.saes.base import SAE, SAEConfig, TrainOutput, TrainState
 from interplab.saes.init import init_b_dec_geometric_median_, init_b_dec_mean_
 from interplab.training import distributed
 from interplab.training.checkpoint import (
@@ -62,8 +62,8 @@ class TrainConfig:
     """Share of the steps, at the end, over which the learning rate decays."""
     sparsity_warmup_steps: int = 0
     """Linear 0 -> 1 warm-up of the sparsity coefficient (ReLU / JumpReLU penalties)."""
-    dead_after_tokens: int | None = None
-    """A latent not fired for this many tokens is dead (feeds AuxK); None = the SAE config's value."""
+    dead_after_tokens: int = 10_000_000
+    """A latent that has not fired for this many training tokens counts as dead (AuxK trains those)."""
     freq_window_tokens: int = 1_000_000
     """Time constant, in tokens, of the running firing-frequency estimate."""
     max_grad_norm: float | None = None
@@ -184,11 +184,12 @@ def _save(ckpt: Checkpointer, step: int, tokens: int, sae: SAE, opt: torch.optim
 
 def _restore(ckpt: Checkpointer, sae: SAE, opt: torch.optim.Optimizer, tracker: DeadLatentTracker,
              source: Any) -> tuple[int, int, Iterator[Tensor]]:
-    """Load the newest checkpoint; return (step, tokens, batch iterator positioned after it)."""
-    path = ckpt.latest()
-    assert path is not None
-    tensors, meta = Checkpointer.load(path)
-    if meta["sae_config"] != sae.cfg.to_dict():
+    """Load the newest valid checkpoint; return (step, tokens, batch iterator positioned after it)."""
+    found = ckpt.latest_valid(required=("step", "tokens", "optimizer", "rng", "sae_config"))
+    if found is None:
+        raise InterplabError(f"no readable checkpoint in {ckpt.folder}; delete the folder to start over")
+    path, tensors, meta = found
+    if SAEConfig.from_dict(meta["sae_config"], source=f"{path} sae_config") != sae.cfg:
         raise InterplabError(f"checkpoint {path} belongs to a different SAE config; use a new run folder "
                              "or the same SAE settings to resume")
     sae.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("sae.")})
@@ -213,6 +214,16 @@ def _metrics(out: TrainOutput, tracker: DeadLatentTracker, step: int, tokens: in
     m.update(step=step, tokens=tokens, lr=lr, sparsity_scale=scale,
              dead_fraction=float(tracker.dead_mask().float().mean()))
     return m
+
+
+def _check_finite(loss: Tensor, x_BD: Tensor, step: int) -> None:
+    """Stop with the step number when the loss is NaN/Inf, saying whether the data or the run is at fault."""
+    if bool(torch.isfinite(loss)):
+        return
+    if not bool(torch.isfinite(x_BD).all()):
+        raise InterplabError(f"training batch {step} holds NaN/Inf activations; rebuild the activation store "
+                             "(interplab cache --overwrite) or drop those rows")
+    raise InterplabError(f"training diverged: the loss is {float(loss)} at step {step}; lower --lr or check the data")
 
 
 def _run_evaluator(sae: SAE, evaluator: Evaluator) -> dict[str, float]:
@@ -257,8 +268,7 @@ def fit(
     device = get_device(cfg.device)
     sae.to(device).train()
     opt = _adam(sae, cfg, device)
-    dead_after = cfg.dead_after_tokens if cfg.dead_after_tokens is not None else sae.cfg.dead_after_tokens
-    tracker = DeadLatentTracker(sae.cfg.d_sae, dead_after, cfg.freq_window_tokens, device)
+    tracker = DeadLatentTracker(sae.cfg.d_sae, cfg.dead_after_tokens, cfg.freq_window_tokens, device)
     if checkpointer is None and cfg.checkpoint_every > 0:
         checkpointer = Checkpointer(cfg.checkpoint_dir, cfg.checkpoint_every, cfg.keep_checkpoints)  # type: ignore[arg-type]
     source, start, tokens = batches, 0, 0
@@ -289,6 +299,10 @@ def fit(
         state = TrainState(sparsity_scale=scale, dead_mask_F=tracker.maybe_dead_mask(), freq_F=tracker.freq_F)
         with autocast:
             out = sae.training_forward(x_BD, state)
+        # On CPU reading the loss costs nothing, so every step is checked; on a GPU the read is a
+        # sync, so only logging steps are (a diverged run then stops within log_every steps).
+        if device.type == "cpu" or (step + 1) % cfg.log_every == 0:
+            _check_finite(out.loss, x_BD, step + 1)
         opt.zero_grad(set_to_none=True)
         out.loss.backward()
         _optimizer_step(sae, opt, cfg, info)
