@@ -15,6 +15,7 @@ data stream's position (`batches.state_dict()` when the stream has one, else bat
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
@@ -93,6 +94,10 @@ class TrainConfig:
         d = asdict(self)
         d["adam_betas"] = list(self.adam_betas)
         return d
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        """A copy with some fields changed."""
+        return dataclasses.replace(self, **changes)
 
     def check(self) -> None:
         """Raise a one-line InterplabError naming the bad field."""
