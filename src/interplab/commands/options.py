@@ -46,11 +46,25 @@ def option_name(field: str) -> str:
     return "--" + field.replace("_", "-")
 
 
+def _none_or(kind: type) -> Callable[[str], Any]:
+    def parse(text: str) -> Any:
+        return None if str(text).lower() == "none" else kind(text)
+
+    return parse
+
+
 def _parameter(name: str, tp: Any, default: Any, help_text: str, panel: str,
                aliases: Sequence[str] = ()) -> inspect.Parameter:
     decls = [option_name(name), *aliases]
+    tp = _cli_type(tp)
+    args = [a for a in get_args(tp) if a is not type(None)]
+    if default is not None and default is not ... and len(args) == 1 and args[0] in (int, float, str):
+        # an optional field with a real default: the word "none" sets it to None on the command line
+        info = typer.Option(default, *decls, help=f"{help_text} ('none' to unset)", rich_help_panel=panel,
+                            parser=_none_or(args[0]))
+        return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=info, annotation=args[0])
     info = typer.Option(default, *decls, help=help_text, rich_help_panel=panel, show_default=default is not None)
-    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=info, annotation=_cli_type(tp))
+    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=info, annotation=tp)
 
 
 def dataclass_options(
