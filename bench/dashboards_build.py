@@ -36,7 +36,7 @@ from interplab.dashboards import DashboardConfig, build_dashboards
 from interplab.dashboards.scan import scan_quantiles, scan_top
 from interplab.data.corpus import load_demo_corpus
 from interplab.models.loading import load_model
-from interplab.saes import sae_config, load_sae, make_sae, save_sae
+from interplab.saes import load_sae, make_sae, sae_config, save_sae
 from timing import best_time
 
 MODEL, HOOK = "sentence-transformers/all-MiniLM-L6-v2", "blocks.3.resid_post"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from interplab.saes import sae_config, make_sae
+from interplab.saes import make_sae, sae_config
 from interplab.saes.io import save_sae
 from interplab.web.db import DashboardDB, ExampleRecord, FeatureRecord, SaeRecord
 from interplab.web.synthetic import synthetic_batch

@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import types
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Union, get_args, get_origin
 
 import typer
@@ -72,7 +72,7 @@ def dataclass_options(
     panel: str,
     exclude: Iterable[str] = (),
     defaults: dict[str, Any] | None = None,
-    aliases: dict[str, Sequence[str]] | None = None,
+    aliases: Mapping[str, Sequence[str]] | None = None,
     rename: dict[str, str] | None = None,
 ) -> list[inspect.Parameter]:
     """One option per field of dataclass `cls` (minus `exclude` and dict-typed fields).

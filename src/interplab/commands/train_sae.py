@@ -15,7 +15,14 @@ from typing import Any
 
 import typer
 
-from interplab.commands.options import command, dataclass_options, option, pick_fields, union_options, values_for
+from interplab.commands.options import (
+    command,
+    dataclass_options,
+    option,
+    pick_fields,
+    union_options,
+    values_for,
+)
 from interplab.data.synthetic import ToyFeatureConfig
 from interplab.saes import SAE_CLASSES, SAEConfig
 from interplab.training import TrainConfig

@@ -16,7 +16,10 @@ Update = Callable[[int, int | None, str | None], None]
 def progress_bar(description: str, total: int | None = None, show: bool = True) -> Iterator[Update]:
     """A context giving an `update(done, total, description)` function for one bar."""
     if not show:
-        yield lambda done, total=None, desc=None: None
+        def ignore(done: int, total: int | None = None, desc: str | None = None) -> None:
+            return None
+
+        yield ignore
         return
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()]
     with Progress(*columns, console=Console(stderr=True), transient=True) as bar:

@@ -10,8 +10,8 @@ jumprelu.py) supplies the activation and its training loss in `training_forward`
 
 from __future__ import annotations
 
-import math
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, NamedTuple
 

@@ -15,7 +15,6 @@ refused: unpickling runs arbitrary code from the file.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 

@@ -25,12 +25,11 @@ more in page faults than the top-k itself); the top-k of a block goes through th
 groups first (`topk_by_group_maxima`, exact). On GPUs it is one addmm and torch.topk.
 
 Products 2-4 dispatch by device. CPU: torch.sparse kernels (COO sparse @ dense, CSR sampled
-dense-dense), ~10x faster there than the dense products. (PyTorch runs the COO product on one
-thread; running the two weight-gradient products side by side on two Python threads measured no
-faster on a 2-core EPYC: they share its memory bandwidth.) GPU: a scattered dense tile times a
-dense matrix on tensor cores, which at SAE sizes beats cuSPARSE and index_add (measured on an
-H100); the GPU savings come from the embedding_bag decoder, from never keeping [B, d_sae] tensors
-for autograd, and from folding the AuxK latents into the same backward.
+dense-dense), much faster there than the dense products. GPU: a scattered dense tile times a dense
+matrix on tensor cores, which at SAE sizes beats cuSPARSE and index_add; the GPU savings come from
+the embedding_bag decoder, from never keeping [B, d_sae] tensors for autograd, and from folding the
+AuxK latents into the same backward. The timings behind each choice: bench/README.md ("Kernel
+choices").
 """
 
 from __future__ import annotations
@@ -45,12 +44,10 @@ from torch.autograd.function import FunctionCtx
 # Cap on elements of any [rows, k, d_in] temporary, so big batches never allocate gigabytes.
 _CHUNK_ELEMS = 1 << 26
 # CPU encoder block: pre-activations per matmul (2^21 fp32 = 8 MB, 512 rows at d_sae 4096), small
-# enough to be read back from cache by the top-k; larger blocks measured slower on a 2-core EPYC.
+# enough to be read back from cache by the top-k (larger blocks were slower; bench/README.md).
 _CPU_BLOCK_ELEMS = 1 << 21
-# GPU dispatch between sparse kernels (cost ∝ k) and dense tiles on tensor cores (cost ∝ d_sae),
-# from H100 timings at B=4096, d_in=384, fp32: gather+bmm 0.0052 ms per unit of k vs dense product
-# 0.00007 ms per latent -> dense below d_sae ≈ 74·k; index_add 0.0153 ms per unit of k vs dense tile
-# -> dense below d_sae ≈ 218·k.
+# GPU dispatch between sparse kernels (cost ∝ k) and dense tiles on tensor cores (cost ∝ d_sae): the
+# crossover ratios d_sae / k from H100 timings (bench/README.md, "Kernel choices").
 _DOT_DENSE_RATIO = 74
 _OUTER_DENSE_RATIO = 218
 
@@ -86,8 +83,7 @@ def _outer_sorted_coo(idx_BK: Tensor, pairs: list[tuple[Tensor, Tensor]], n_out:
     # ~10x the speed of materialising B·k·D products there. The pattern is sorted by latent once
     # (stable, so rows stay ascending within a latent: a valid coalesced COO) and shared by every
     # pair; an unsorted COO would be re-sorted inside each product. Needs distinct (latent, row)
-    # pairs, which the top-k indices of one row are. Measured against MKL's CSR product on a
-    # 2-core EPYC: 17 vs 23 ms at B=4096, k=32, d_in=384.
+    # pairs, which the top-k indices of one row are (faster than MKL's CSR product; bench/README.md).
     B, K = idx_BK.shape
     flat = idx_BK.reshape(-1)
     order = torch.argsort(flat, stable=True)
@@ -117,7 +113,7 @@ def _outer_sparse_mm(idx_BK: Tensor, coef_BK: Tensor, rows_BD: Tensor, n_out: in
 
 def _outer_dense_tile(idx_BK: Tensor, coef_BK: Tensor, rows_BD: Tensor, n_out: int) -> Tensor:
     # GPUs, small dictionaries: a scattered dense [rows, n_out] tile times the rows on tensor
-    # cores beats cuSPARSE and index_add (H100, d_sae=4096, k=32: 0.12-0.29 ms vs 0.5 ms).
+    # cores beats cuSPARSE and index_add (bench/README.md, "Kernel choices").
     B, D = rows_BD.shape
     acc = _acc_dtype(rows_BD)
     out_FD = torch.zeros(n_out, D, dtype=acc, device=rows_BD.device)
@@ -231,8 +227,8 @@ def topk_by_group_maxima(pre_RF: Tensor, k: int, out: tuple[Tensor, Tensor]) -> 
     top-k lie in at most k groups, and those are among the k groups with the largest maxima (every
     group with a larger maximum holds a larger element). So one vectorised max over the groups, a
     top-k over the C maxima and a top-k over the k·g elements of the chosen groups give the exact
-    values; torch.topk copies and scans the whole row, ~25 % slower at F = 4096, k = 32 on a 2-core
-    EPYC. Under exact ties the chosen indices may differ from torch.topk's, never the values.
+    values without torch.topk's copy and scan of the whole row (bench/README.md has the timing).
+    Under exact ties the chosen indices may differ from torch.topk's, never the values.
     Falls back to torch.topk when F is not a multiple of g or has fewer than 2k groups.
     """
     R, F = pre_RF.shape

@@ -11,7 +11,7 @@ from interplab.autointerp.clients import LocalHFClient
 from interplab.autointerp.serve import serve_client
 from interplab.cli import app
 from interplab.common import InterplabError
-from interplab.saes import sae_config, make_sae, save_sae
+from interplab.saes import make_sae, sae_config, save_sae
 
 HOOK = "blocks.0.resid_post"
 

@@ -13,7 +13,7 @@ import torch
 from typer.testing import CliRunner
 
 from interplab.cli import app
-from interplab.saes import sae_config, make_sae, save_sae
+from interplab.saes import make_sae, sae_config, save_sae
 
 
 @pytest.mark.slow

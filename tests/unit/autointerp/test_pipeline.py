@@ -10,7 +10,7 @@ from interplab.autointerp.score import ScoreConfig
 from interplab.autointerp.serve import serve_client
 from interplab.common import InterplabError
 from interplab.data.corpus import load_demo_corpus
-from interplab.saes import sae_config, make_sae
+from interplab.saes import make_sae, sae_config
 
 HOOK = "blocks.0.resid_post"
 

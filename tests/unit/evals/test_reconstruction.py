@@ -10,7 +10,7 @@ from sklearn.metrics import mean_squared_error, r2_score
 from interplab.evals import evaluate_sae, fvu, loss_recovered, loss_recovered_on_texts
 from interplab.models.interventions import capture
 from interplab.models.loading import load_model
-from interplab.saes import sae_config, make_sae
+from interplab.saes import make_sae, sae_config
 from interplab.training import TrainConfig, fit
 
 TEXTS = [

@@ -7,10 +7,10 @@ import pytest
 import torch
 
 from interplab.saes import SAE_CLASSES, JumpReLUConfig, ReLUConfig, TrainState, make_sae, sae_config
-from sae_configs import config_for
 from interplab.saes.init import geometric_median, init_b_dec_geometric_median_
 from interplab.saes.jumprelu import JumpReLUFn, StepFn
 from interplab.saes.penalties import frequency_weighted_costs
+from sae_configs import config_for
 
 
 def test_relu_loss_is_mse_plus_decoder_norm_weighted_l1():

@@ -12,8 +12,8 @@ from safetensors.torch import save_file
 
 from interplab.common import InterplabError
 from interplab.saes import SAE_CLASSES, make_sae
-from sae_configs import config_for
 from interplab.saes.io import load_dictionary_learning, load_sae, load_sparsify, save_sae
+from sae_configs import config_for
 
 
 def _trained_like(arch: str, tied: bool = False, **kw) -> torch.nn.Module:

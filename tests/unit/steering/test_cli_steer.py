@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from interplab.cli import app
 from interplab.common import InterplabError
-from interplab.saes import sae_config, make_sae, save_sae
+from interplab.saes import make_sae, sae_config, save_sae
 from interplab.steering.vectors import load_vector
 
 HOOK = "blocks.1.resid_post"

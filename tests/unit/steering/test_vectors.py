@@ -5,7 +5,7 @@ import torch
 
 from interplab.common import InterplabError
 from interplab.models import run_to_capture
-from interplab.saes import sae_config, make_sae
+from interplab.saes import make_sae, sae_config
 from interplab.steering.vectors import (
     ContrastConfig,
     ContrastPair,

@@ -9,8 +9,8 @@ from interplab.common import InterplabError
 from interplab.data.synthetic import ToyFeatureConfig, ToyFeatureSource
 from interplab.evals import evaluate_sae
 from interplab.saes import make_sae, sae_config
-from sae_configs import config_for
 from interplab.training import Checkpointer, DeadLatentTracker, TrainConfig, fit
+from sae_configs import config_for
 
 TOY = ToyFeatureConfig(n_features=32, d=16, mean_active=3, batch_size=64, seed=1)
 

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from interplab.cli import app as cli_app
 from interplab.models.loading import load_model
-from interplab.saes import sae_config, make_sae
+from interplab.saes import make_sae, sae_config
 from interplab.saes.io import load_sae, save_sae
 from interplab.steering import (
     GenerationSettings,
