@@ -24,7 +24,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor
 
-from interplab.common import InterplabError, get_device, get_logger, seed_everything
+from interplab.common import InterplabError, free_cpu_threads, get_device, get_logger, seed_everything
 from interplab.saes.base import SAE, SAEConfig, TrainOutput, TrainState
 from interplab.saes.init import init_b_dec_geometric_median_, init_b_dec_mean_
 from interplab.training import distributed
@@ -85,6 +85,9 @@ class TrainConfig:
     """Compute dtype: "float32", or "bfloat16" (autocast; parameters and Adam state stay fp32)."""
     device: str | None = None
     """Device to train on (None: CUDA when present, else CPU)."""
+    threads: int | None = None
+    """CPU threads while training on the CPU (None: OMP_NUM_THREADS if set, else the cores not busy with
+    other work; see `common.free_cpu_threads`). Under torchrun each process uses 1."""
     log_every: int = 10
     """Collect metrics (and call the evaluator if eval_every allows) every N steps."""
     eval_every: int = 0
@@ -213,11 +216,23 @@ def _restore(ckpt: Checkpointer, sae: SAE, opt: torch.optim.Optimizer, tracker: 
     return step, int(meta["tokens"]), it
 
 
+_LOGGED = ("loss", "mse_loss", "sparsity_loss", "aux_loss", "l0")
+
+
 def _metrics(out: TrainOutput, tracker: DeadLatentTracker, step: int, tokens: int, lr: float,
-             scale: float) -> dict[str, float]:
-    m = {k: float(getattr(out, k).detach()) for k in ("loss", "mse_loss", "sparsity_loss", "aux_loss", "fvu", "l0")}
-    m.update(step=step, tokens=tokens, lr=lr, sparsity_scale=scale,
-             dead_fraction=float(tracker.dead_mask().float().mean()))
+             scale: float, info: distributed.DistInfo) -> dict[str, float]:
+    """The logged metrics of the global batch. Under torchrun every rank holds an equal slice, so batch
+    means are averaged over ranks; FVU is Σ squared error / Σ variance over ranks (the variances are
+    taken around each slice's own mean, which for slices of one shuffled batch differ negligibly)."""
+    with torch.no_grad():
+        values = [getattr(out, k).detach().float() for k in _LOGGED]
+        err = out.mse_loss.detach().float()  # Σ error² / rows of this slice
+        values += [err, err / out.fvu.detach().float().clamp_min(1e-30)]  # and Σ variance / rows
+        vec = distributed.sum_over_ranks(torch.stack(values), info) / info.world_size
+    m = dict(zip(_LOGGED, vec[: len(_LOGGED)].tolist(), strict=True))
+    err_mean, total_mean = vec[len(_LOGGED):].tolist()
+    m.update(fvu=err_mean / total_mean if total_mean > 0 else float("nan"), step=step, tokens=tokens, lr=lr,
+             sparsity_scale=scale, dead_fraction=float(tracker.dead_mask().float().mean()))
     return m
 
 
@@ -271,6 +286,19 @@ def fit(
     cfg.check()
     info = distributed.current()
     device = get_device(cfg.device)
+    threads = torch.get_num_threads()
+    if device.type == "cpu":
+        torch.set_num_threads(1 if info.world_size > 1 else free_cpu_threads(cfg.threads))
+        log.info("training on cpu with %d thread(s)", torch.get_num_threads())
+    try:
+        return _fit(sae, batches, cfg, evaluator, checkpointer, on_step, info, device)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _fit(sae: SAE, batches: Iterator[Tensor], cfg: TrainConfig, evaluator: Evaluator | None,
+         checkpointer: Checkpointer | None, on_step: StepCallback | None, info: distributed.DistInfo,
+         device: torch.device) -> TrainResult:
     sae.to(device).train()
     opt = _adam(sae, cfg, device)
     tracker = DeadLatentTracker(sae.cfg.d_sae, cfg.dead_after_tokens, cfg.freq_window_tokens, device)
@@ -317,7 +345,7 @@ def fit(
         last = done == cfg.total_steps
         step_metrics: dict[str, float] = {}
         if done % cfg.log_every == 0 or last:
-            step_metrics = metrics = _metrics(out, tracker, done, tokens, lr, scale)
+            step_metrics = metrics = _metrics(out, tracker, done, tokens, lr, scale, info)
             if evaluator is not None and info.is_main and (last or (cfg.eval_every and done % cfg.eval_every == 0)):
                 step_metrics.update(_run_evaluator(sae, evaluator))
         if on_step is not None:
