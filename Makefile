@@ -1,13 +1,20 @@
 # The README's two commands: `make demo` and `make test`. Both install what they need first.
+# Installs are pinned by constraints.txt (the versions the suite last passed with); `make test-latest`
+# tries the newest versions allowed by pyproject.toml, and scripts/update_constraints.py re-pins.
 PY ?= python3
 PIP = $(PY) -m pip install --disable-pip-version-check -q
+CONSTRAINTS ?= constraints.txt
 
-.PHONY: install demo test lint browser-deps
+.PHONY: install install-latest demo test test-latest lint browser-deps pytest
 
 # torch first and pinned: the CPU wheel installs quickly; an open range would pull a multi-GB CUDA build.
 install:
+	$(PIP) -c $(CONSTRAINTS) torch==2.13.0
+	$(PIP) -c $(CONSTRAINTS) -e ".[dev]"
+
+install-latest:
 	$(PIP) torch==2.13.0
-	$(PIP) -e ".[dev]"
+	$(PIP) --upgrade --upgrade-strategy eager -e ".[dev]"
 
 demo: install
 	interplab demo
@@ -18,8 +25,12 @@ browser-deps:
 	  || echo "chromium not installed: browser tests will be skipped"
 
 lint:
-	ruff check src tests bench
+	ruff check src tests bench scripts
 	mypy
 
-test: install browser-deps lint
+pytest:
 	$(PY) -m pytest -q
+
+test: install browser-deps lint pytest
+
+test-latest: install-latest browser-deps lint pytest

@@ -36,7 +36,7 @@ from interplab.dashboards import DashboardConfig, build_dashboards
 from interplab.dashboards.scan import scan_quantiles, scan_top
 from interplab.data.corpus import load_demo_corpus
 from interplab.models.loading import load_model
-from interplab.saes import SAEConfig, load_sae, make_sae, save_sae
+from interplab.saes import load_sae, make_sae, sae_config, save_sae
 from timing import best_time
 
 MODEL, HOOK = "sentence-transformers/all-MiniLM-L6-v2", "blocks.3.resid_post"
@@ -88,7 +88,7 @@ def naive_top_k(store: ActivationStore, sae, k: int, device: torch.device) -> tu
 
 def bench_one(store: ActivationStore, d_sae: int, args: argparse.Namespace, work: Path) -> list[Row]:
     device = get_device(args.device)
-    sae_dir = save_sae(make_sae(SAEConfig(d_in=store.d, d_sae=d_sae, architecture="topk", k=32, seed=0)),
+    sae_dir = save_sae(make_sae(sae_config("topk", d_in=store.d, d_sae=d_sae, k=32, seed=0)),
                        work / f"sae_{d_sae}")
     sae = load_sae(sae_dir, device=device)
     cfg = DashboardConfig(top_k=args.top_k, max_tokens=args.max_tokens)

@@ -25,7 +25,7 @@ from interplab.common import get_device
 from interplab.data.synthetic import ToyFeatureConfig, ToyFeatureSource
 from interplab.evals import evaluate_sae, per_feature_recovery
 from interplab.evals.ground_truth import cosine_matrix
-from interplab.saes import SAEConfig, make_sae
+from interplab.saes import make_sae, sae_config
 from interplab.training import TrainConfig, fit
 
 
@@ -55,10 +55,12 @@ def runs_for(n_features: int, mean_active: float, ratios: list[int], l1_coeff: f
 def bench_one(run: Run, toy: ToyFeatureConfig, steps: int, device: torch.device,
               init_encoder_scale: float | None = None) -> dict[str, float | str]:
     source = ToyFeatureSource(toy)
-    sae = make_sae(SAEConfig(d_in=toy.d, d_sae=run.d_sae, architecture=run.arch, k=run.k or 32,
-                             l1_coeff=run.l1_coeff, dead_after_tokens=100 * toy.batch_size, seed=toy.seed,
-                             init_encoder_scale=init_encoder_scale))
+    knobs = {"k": run.k or 32} if run.arch == "topk" else {"l1_coeff": run.l1_coeff}
+    if init_encoder_scale is not None:
+        knobs["init_encoder_scale"] = init_encoder_scale
+    sae = make_sae(sae_config(run.arch, d_in=toy.d, d_sae=run.d_sae, seed=toy.seed, **knobs))
     cfg = TrainConfig(total_steps=steps, batch_size=toy.batch_size, lr=run.lr, lr_warmup_steps=steps // 50,
+                      dead_after_tokens=100 * toy.batch_size,
                       sparsity_warmup_steps=steps // 20 if run.arch == "relu" else 0, device=str(device),
                       log_every=max(1, steps // 10))
     t0 = time.perf_counter()

@@ -92,16 +92,14 @@ class InterplabTopK(StepLoop):
         self.name = "interplab" if sparse_kernel else "interplab-dense"
 
     def make(self, d_in: int, d_sae: int, k: int, lr: float, seed: int) -> None:
-        from interplab.saes import SAEConfig, make_sae
+        from interplab.saes import TopKConfig, make_sae
 
-        cfg = SAEConfig(
+        cfg = TopKConfig(
             d_in=d_in,
             d_sae=d_sae,
-            architecture="topk",
             k=k,
             seed=seed,
             auxk_alpha=AUXK_ALPHA,
-            dead_after_tokens=DEAD_AFTER_TOKENS,
             sparse_kernel=self.sparse_kernel,
         )
         self.sae = make_sae(cfg).to(self.device)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
-    ("core", frozenset({"common", "files", "reports"})),
+    ("core", frozenset({"common", "files", "configs", "reports"})),
     ("foundations", frozenset({"models", "activations", "saes", "data", "training"})),
     ("analyses", frozenset({"evals", "probes", "steering", "autointerp", "toy", "dashboards", "organisms",
                             "audit", "unlearning", "circuits", "lens"})),

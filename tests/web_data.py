@@ -15,7 +15,7 @@ import torch
 
 from fake_dashboard_rows import synthetic_batch
 from interplab.dashboards.db import DashboardDB, ExampleRecord, FeatureRecord, SaeRecord
-from interplab.saes import SAEConfig, make_sae
+from interplab.saes import make_sae, sae_config
 from interplab.saes.io import save_sae
 
 XSS = "<script>alert(1)</script>"
@@ -75,7 +75,7 @@ def _write_reports(tmp: Path) -> tuple[Path, Path]:
 
 def build_web_data(tmp: Path, model_dir: Path) -> WebData:
     torch.manual_seed(0)
-    sae = make_sae(SAEConfig(d_in=64, d_sae=D_SAE, architecture="topk", k=6))
+    sae = make_sae(sae_config("topk", d_in=64, d_sae=D_SAE, k=6))
     sae_folder = save_sae(sae, tmp / "sae", metadata={"hook_name": HOOK})
     db_path = tmp / "dash.db"
     db = DashboardDB(db_path)

@@ -22,6 +22,7 @@ def get_device(requested: str | torch.device | None = None) -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+# The one table of dtype names (with or without a "torch." prefix) for models, stores and SAEs.
 _DTYPES = {
     "float32": torch.float32,
     "fp32": torch.float32,
@@ -29,6 +30,9 @@ _DTYPES = {
     "fp16": torch.float16,
     "bfloat16": torch.bfloat16,
     "bf16": torch.bfloat16,
+    "float64": torch.float64,
+    "fp64": torch.float64,
+    "double": torch.float64,
 }
 
 
@@ -41,7 +45,7 @@ def get_dtype(name: str | torch.dtype | None, device: torch.device | None = None
         dev = device or get_device()
         return torch.bfloat16 if dev.type == "cuda" else torch.float32
     try:
-        return _DTYPES[name]
+        return _DTYPES[str(name).removeprefix("torch.")]
     except KeyError:
         raise ValueError(f"unknown dtype {name!r}; use one of {sorted(set(_DTYPES))}") from None
 
@@ -85,3 +89,26 @@ class InterplabError(Exception):
 
     The message is one line that names the fix; the CLI prints it without a traceback.
     """
+
+
+def free_cpu_threads(requested: int | None = None) -> int:
+    """Threads for CPU work: `requested`, else OMP_NUM_THREADS when set, else the cores not already busy
+    (cores minus the 1-minute load average, at least 1).
+
+    Why not torch's default of one thread per core: OpenMP threads spin while they wait for each other,
+    so on a machine whose cores are busy with other work they mostly wait. Measured on the shared
+    2-core CI machine under load (bench/README.md, "Threads"): TopK training 4-15x slower with 2
+    threads than with 1, at every size tried. On an idle machine this still picks every core.
+    """
+    if requested is not None:
+        if requested < 1:
+            raise InterplabError(f"threads must be at least 1, got {requested}")
+        return requested
+    if os.environ.get("OMP_NUM_THREADS", "").isdigit():
+        return max(1, int(os.environ["OMP_NUM_THREADS"]))
+    cores = os.cpu_count() or 1
+    try:
+        busy = os.getloadavg()[0]
+    except OSError:  # not available on this platform
+        busy = 0.0
+    return max(1, min(cores, round(cores - busy)))

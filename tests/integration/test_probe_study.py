@@ -11,7 +11,7 @@ from interplab.cli import app
 from interplab.data.qa_formats import qa_prompt
 from interplab.data.synthetic.answerability import make_celebrity, make_equations
 from interplab.models.interventions import run_to_capture
-from interplab.saes import SAEConfig, make_sae, save_sae
+from interplab.saes import TopKConfig, make_sae, save_sae
 
 HOOK = "blocks.3.resid_post"
 SQUAD = {
@@ -60,7 +60,7 @@ def train_small_sae(minilm, folder) -> None:
     batch = minilm.tokenize(prompts)
     acts = run_to_capture(minilm.model, batch, [HOOK])[HOOK]
     tokens_ND = acts[batch["attention_mask"].bool()].float()
-    sae = make_sae(SAEConfig(d_in=384, d_sae=512, k=16, seed=0))
+    sae = make_sae(TopKConfig(d_in=384, d_sae=512, k=16, seed=0))
     opt = torch.optim.Adam(sae.parameters(), lr=1e-3)
     gen = torch.Generator().manual_seed(0)
     for _ in range(40):

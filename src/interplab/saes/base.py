@@ -10,82 +10,55 @@ jumprelu.py) supplies the activation and its training loss in `training_forward`
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from dataclasses import asdict, dataclass, field, fields
-from typing import Any, NamedTuple
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, NamedTuple
 
 import torch
 from torch import Tensor, nn
 
-from interplab.common import InterplabError, get_logger
+from interplab.common import InterplabError, get_dtype, get_logger
+from interplab.configs import from_json_dict, to_json_dict
 
 log = get_logger(__name__)
 
 
 @dataclass
 class SAEConfig:
-    """Everything needed to rebuild an SAE (shape, architecture, loss settings). JSON-safe."""
+    """Fields every architecture shares. JSON-safe.
+
+    Each architecture subclasses it in its own file (relu.py, topk.py, ...) with the fields only it
+    has, sets `architecture` (its registry name) and its SAELens mapping, and registers its SAE
+    class with `@register_sae`: a new architecture is one file.
+    """
+
+    architecture: ClassVar[str] = ""
+    """Registry name of the architecture (set by each subclass)."""
+    saelens_architecture: ClassVar[str] = ""
+    """The `architecture` written to a SAELens cfg.json (what SAELens runs at inference)."""
+    saelens_reads: ClassVar[tuple[str, ...]] = ()
+    """SAELens `architecture` names that load as this class."""
 
     d_in: int
     """Width of the activations the SAE reads (the model's d_model at the hook)."""
     d_sae: int
     """Number of latents (dictionary size)."""
-    architecture: str = "topk"
-    """Registry name: "relu", "topk", "batchtopk" or "jumprelu"."""
-    k: int = 32
-    """TopK / BatchTopK: latents kept per token (BatchTopK: on average over the batch)."""
     tied: bool = False
     """Share one matrix: W_enc is W_dec.T (half the parameters, no separate encoder)."""
-    l1_coeff: float = 5.0
-    """ReLU: weight of the decoder-norm-weighted L1 penalty (Anthropic April 2024 uses ~5 on
-    inputs scaled to E‖x‖² = d_in)."""
-    l0_coeff: float = 1.0
-    """JumpReLU: weight of the L0 penalty."""
-    jumprelu_bandwidth: float = 0.001
-    """JumpReLU: width ε of the rectangle kernel in the straight-through threshold gradient."""
-    jumprelu_init_threshold: float = 0.001
-    """JumpReLU: initial threshold of every latent."""
-    auxk_alpha: float = 1 / 32
-    """TopK / BatchTopK: weight of the AuxK dead-latent loss (Gao et al. 2024 use 1/32)."""
-    k_aux: int | None = None
-    """TopK / BatchTopK: dead latents used by AuxK per token; None means d_in // 2."""
-    dead_after_tokens: int = 10_000_000
-    """A latent that has not fired for this many training tokens counts as dead (the trainer keeps
-    the count and passes the mask in TrainState)."""
-    freq_weighted_sparsity: bool = False
-    """ReLU / JumpReLU: scale each latent's sparsity cost by a decreasing function of its firing
-    frequency (see `frequency_weighted_costs`)."""
-    freq_beta: float = 0.5
-    """Exponent β of the frequency-weighted cost c_i ∝ (freq_i + eps)^-β; 0 gives the plain penalty."""
-    freq_eps: float = 1e-4
-    """Frequency floor in the cost, so never-seen latents get a finite cost."""
-    freq_cost_min: float = 0.25
-    """Lower clip of the per-latent cost (after normalisation)."""
-    freq_cost_max: float = 4.0
-    """Upper clip of the per-latent cost (after normalisation): bounds how hard rare latents are pushed."""
-    threshold_momentum: float = 0.99
-    """BatchTopK: EMA momentum of the inference threshold estimated during training."""
     apply_b_dec_to_input: bool = True
     """Subtract b_dec from the input before encoding (SAELens convention; Gao et al.'s b_pre)."""
-    normalize_decoder: bool | None = None
-    """Keep decoder rows at unit norm during training; None means the architecture's default
-    (TopK, BatchTopK: True; ReLU, JumpReLU: False, their penalties read the norms instead)."""
+    normalize_decoder: bool = False
+    """Keep decoder rows at unit norm during training (TopK-style); penalty architectures read the
+    norms in their penalty instead."""
     decoder_init_norm: float | None = None
-    """Norm of decoder rows at init; None means 1.0 for unit-norm architectures, else 0.1 (Anthropic)."""
-    init_encoder_scale: float | None = None
-    """W_enc starts as this multiple of W_dec.T; None means the architecture's default (TopK,
-    BatchTopK: 0.5; ReLU, JumpReLU: 1.0). Adam moves every weight by about lr per step whatever its
-    size, so the smaller the encoder starts, the sooner it is re-aimed from its random initial
-    directions at the data: faster early FVU, but many latents are pulled onto the same frequent
-    directions at once, and with no spare latents (dictionary = true feature count) those
-    duplicates stay. Measured (CPU, 2026-11-23): bench/sae.py (d_in 384, d_sae 4096 = 2x its 2048
-    features, k 32) FVU after 300 steps 0.54 / 0.47 / 0.35 at scale 1 / 0.5 / 0.1; bench/ground_truth.py
-    at d_sae = the 512 true features, MMCS after 6000 steps 0.89 at 0.1 (latents on duplicate
-    features) but 0.98 at 0.5 and 1.0. 0.5 keeps the ground truth and is close to sparsify's
-    nn.Linear start (≈0.58 × W_dec.T); dictionary_learning starts at 1.0. Not 0: every
-    pre-activation would be 0 and the encoder would get no gradient."""
-    sparse_kernel: bool = True
-    """TopK: use the sparse autograd kernel (sparse_ops.py); False runs the plain dense reference."""
+    """Norm of decoder rows at init; None means 1.0 with a unit-norm decoder, else 0.1 (Anthropic)."""
+    init_encoder_scale: float = 1.0
+    """W_enc starts as this multiple of W_dec.T. Adam moves every weight by about lr per step, so a
+    small encoder is re-aimed at the data sooner (faster early FVU) but many latents are pulled onto
+    the same frequent directions at once and stay duplicates when the dictionary has no spare
+    latents. Not 0: every pre-activation would be 0 and the encoder would get no gradient.
+    Measurements behind each architecture's default: bench/README.md."""
     dtype: str = "float32"
     """Parameter dtype, as a name ("float32", "bfloat16"); parsed once when the SAE is built."""
     seed: int = 0
@@ -93,28 +66,50 @@ class SAEConfig:
     metadata: dict[str, Any] = field(default_factory=dict)
     """Provenance: model_name, hook_name, dataset_path, context_size, d_model... (free-form, JSON-safe)."""
 
-    @property
-    def k_aux_eff(self) -> int:
-        """The AuxK width actually used."""
-        return self.k_aux if self.k_aux is not None else max(1, self.d_in // 2)
+    # Keys of files written before configs were split per architecture.
+    _RENAMED: ClassVar[dict[str, str]] = {}
+
+    def check(self) -> None:
+        """Raise a one-line InterplabError for settings that cannot build an SAE."""
+        if self.d_in <= 0 or self.d_sae <= 0:
+            raise InterplabError(f"SAE needs positive d_in and d_sae, got {self.d_in} and {self.d_sae}")
+        parse_dtype(self.dtype)
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-safe dict (every field)."""
-        return asdict(self)
+        """A JSON-safe dict: every field plus the architecture name."""
+        return {"architecture": self.architecture, **to_json_dict(self)}
+
+    @staticmethod
+    def from_dict(data: Any, source: str = "SAE config") -> SAEConfig:
+        """The config class registered for `data["architecture"]`, built and type-checked from `data`."""
+        from interplab.saes.registry import config_class
+
+        if not isinstance(data, dict):
+            raise InterplabError(f"{source} must hold a JSON object")
+        cls = config_class(str(data.get("architecture", "topk")))
+        fields_in = {k: v for k, v in data.items() if k != "architecture"}
+        # Files from before the split wrote None for "the architecture's default".
+        for name in ("normalize_decoder", "init_encoder_scale"):
+            if fields_in.get(name, 0) is None:
+                del fields_in[name]
+        cfg = from_json_dict(cls, fields_in, source, renamed=cls._RENAMED)
+        cfg.metadata = dict(cfg.metadata or {})
+        cfg.check()
+        return cfg
+
+    def replace(self, **changes: Any) -> SAEConfig:
+        """A copy with some fields changed."""
+        return dataclasses.replace(self, **changes)
+
+    # ---- SAELens mapping (overridden by architectures with extra keys) ----------------------
+    def saelens_fields(self) -> dict[str, Any]:
+        """Architecture-specific keys of the SAELens cfg.json (besides d_in, d_sae, dtype...)."""
+        return {}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> SAEConfig:
-        """Build from a dict; unknown keys are ignored with a debug log (files from newer versions)."""
-        names = {f.name for f in fields(cls)}
-        missing = [n for n in ("d_in", "d_sae") if n not in data]
-        if missing:
-            raise InterplabError(f"SAE config lacks {missing}; a cfg.json needs at least d_in and d_sae")
-        unknown = sorted(set(data) - names)
-        if unknown:
-            log.debug("ignoring unknown SAE config keys %s", unknown)
-        kwargs = {k: v for k, v in data.items() if k in names}
-        kwargs["metadata"] = dict(kwargs.get("metadata") or {})
-        return cls(**kwargs)
+    def fields_from_saelens(cls, raw: dict[str, Any]) -> dict[str, Any]:
+        """Our config fields read from a SAELens cfg.json's architecture-specific keys."""
+        return {}
 
 
 class SAEOutput(NamedTuple):
@@ -163,18 +158,44 @@ class TrainOutput(NamedTuple):
     fvu: Tensor
     """Fraction of variance unexplained: ‖x - x_hat‖² / ‖x - mean(x)‖² over the batch (detached)."""
 
+    @classmethod
+    def from_dense(cls, x_hat_BD: Tensor, latents_BF: Tensor, mse: Tensor, fvu: Tensor,
+                   sparsity: Tensor | None = None, aux: Tensor | None = None) -> TrainOutput:
+        """The output of an architecture with dense latents; loss = mse + sparsity + aux."""
+        zero = mse.new_zeros(())
+        sparsity = zero if sparsity is None else sparsity
+        aux = zero if aux is None else aux
+        with torch.no_grad():
+            active_BF = latents_BF != 0
+            counts_F, l0 = active_BF.sum(0), active_BF.sum(-1).float().mean()
+        return cls(loss=mse + sparsity + aux, mse_loss=mse, sparsity_loss=sparsity, aux_loss=aux,
+                   x_hat_BD=x_hat_BD, latents_BF=latents_BF, top_values_BK=None, top_indices_BK=None,
+                   fire_counts_F=counts_F, l0=l0, fvu=fvu)
 
-_FLOAT_DTYPES = {"float32", "float64", "float16", "bfloat16"}
+    @classmethod
+    def from_topk(cls, x_hat_BD: Tensor, values_BK: Tensor, idx_BK: Tensor, d_sae: int, mse: Tensor,
+                  fvu: Tensor, aux: Tensor) -> TrainOutput:
+        """The output of a TopK forward that kept (values, indices) pairs; loss = mse + aux."""
+        with torch.no_grad():
+            counts_F = sparse_fire_counts(values_BK, idx_BK, d_sae)
+            l0 = (values_BK > 0).sum(1).float().mean()
+        return cls(loss=mse + aux, mse_loss=mse, sparsity_loss=mse.new_zeros(()), aux_loss=aux,
+                   x_hat_BD=x_hat_BD, latents_BF=None, top_values_BK=values_BK, top_indices_BK=idx_BK,
+                   fire_counts_F=counts_F, l0=l0, fvu=fvu)
+
+
+def sparse_fire_counts(values_BK: Tensor, idx_BK: Tensor, d_sae: int) -> Tensor:
+    """[d_sae] rows in which each latent fired, from a (values, indices) pair (no host sync)."""
+    fired = (values_BK > 0).reshape(-1).long()
+    return torch.zeros(d_sae, dtype=torch.long, device=idx_BK.device).index_add_(0, idx_BK.reshape(-1), fired)
 
 
 def parse_dtype(name: str) -> torch.dtype:
-    """'float32' / 'torch.float32' / 'bf16'-style names -> torch dtype (floating types only)."""
-    short = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16", "fp64": "float64", "double": "float64"}
-    key = str(name).removeprefix("torch.")
-    key = short.get(key, key)
-    if key not in _FLOAT_DTYPES:
-        raise InterplabError(f"unknown SAE dtype {name!r}; use one of {sorted(_FLOAT_DTYPES)}")
-    return getattr(torch, key)
+    """An SAE parameter dtype from its name ('float32', 'torch.bfloat16', 'bf16', ...)."""
+    try:
+        return get_dtype(name)
+    except ValueError as exc:
+        raise InterplabError(f"{exc} (SAE dtype)") from None
 
 
 def _unit_rows(w_FD: Tensor, norm: float) -> Tensor:
@@ -184,28 +205,26 @@ def _unit_rows(w_FD: Tensor, norm: float) -> Tensor:
 class SAE(nn.Module):
     """Base sparse autoencoder. Subclasses implement `activation` and `training_forward`."""
 
-    #: registry name, set by `register_sae`
-    architecture_name: str = ""
-    #: architectures whose decoder rows are kept at unit norm by default
-    unit_norm_decoder_default: bool = False
-    #: W_enc = this × W_dec.T at init unless the config says otherwise (see SAEConfig.init_encoder_scale)
-    encoder_init_scale_default: float = 1.0
+    #: the architecture's config class (set by each subclass; `register_sae` files both under its name)
+    config_class: ClassVar[type[SAEConfig]] = SAEConfig
+    cfg: SAEConfig
 
     def __init__(self, cfg: SAEConfig):
         super().__init__()
-        if cfg.d_in <= 0 or cfg.d_sae <= 0:
-            raise InterplabError(f"SAE needs positive d_in and d_sae, got {cfg.d_in} and {cfg.d_sae}")
+        if not isinstance(cfg, self.config_class):
+            raise InterplabError(f"{type(self).__name__} needs a {self.config_class.__name__}, got {type(cfg).__name__}")
+        cfg.check()
         self.cfg = cfg
         dtype = parse_dtype(cfg.dtype)
         gen = torch.Generator().manual_seed(cfg.seed)
         # Kaiming-uniform directions, rescaled; the encoder starts as the decoder's transpose times
-        # `encoder_init_scale` (Gao et al. 2024, Conerly et al. 2024): fewer dead latents at the start.
+        # `init_encoder_scale` (Gao et al. 2024, Conerly et al. 2024): fewer dead latents at the start.
         bound = 1 / math.sqrt(cfg.d_in)
         w_dec_FD = torch.empty(cfg.d_sae, cfg.d_in).uniform_(-bound, bound, generator=gen)
         w_dec_FD = _unit_rows(w_dec_FD, self.decoder_init_norm).to(dtype)
         self.W_dec = nn.Parameter(w_dec_FD)
         if not cfg.tied:
-            self.W_enc = nn.Parameter((w_dec_FD.T * self.encoder_init_scale).contiguous())
+            self.W_enc = nn.Parameter((w_dec_FD.T * cfg.init_encoder_scale).contiguous())
         self.b_enc = nn.Parameter(torch.zeros(cfg.d_sae, dtype=dtype))
         self.b_dec = nn.Parameter(torch.zeros(cfg.d_in, dtype=dtype))
 
@@ -218,16 +237,14 @@ class SAE(nn.Module):
 
     # ---- settings resolved from the config -------------------------------------------------
     @property
-    def normalize_decoder(self) -> bool:
-        """Whether decoder rows are kept at unit norm during training."""
-        nd = self.cfg.normalize_decoder
-        return self.unit_norm_decoder_default if nd is None else nd
+    def architecture_name(self) -> str:
+        """Registry name of this SAE's architecture."""
+        return self.cfg.architecture
 
     @property
-    def encoder_init_scale(self) -> float:
-        """W_enc = encoder_init_scale × W_dec.T at initialisation (untied SAEs)."""
-        scale = self.cfg.init_encoder_scale
-        return self.encoder_init_scale_default if scale is None else scale
+    def normalize_decoder(self) -> bool:
+        """Whether decoder rows are kept at unit norm during training."""
+        return self.cfg.normalize_decoder
 
     @property
     def decoder_init_norm(self) -> float:
@@ -357,8 +374,3 @@ class SAE(nn.Module):
     def n_params(self) -> int:
         """Number of trainable parameters."""
         return sum(p.numel() for p in self.parameters())
-
-
-def fire_counts(latents_BF: Tensor) -> Tensor:
-    """[d_sae] number of rows where each latent is nonzero."""
-    return (latents_BF != 0).sum(0)

@@ -12,28 +12,41 @@ Saved files use the SAELens "jumprelu" layout with θ copied to every latent, wh
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import ClassVar
+
 import torch
 from torch import Tensor
 
 from interplab.common import InterplabError, get_logger
-from interplab.saes.base import SAE, SAEConfig, TrainOutput, TrainState, fire_counts
+from interplab.saes.base import SAE, SAEConfig, TrainOutput, TrainState
 from interplab.saes.registry import register_sae
 from interplab.saes.sparse_ops import topk_among_dead
-from interplab.saes.topk import auxk_loss, dead_indices
+from interplab.saes.topk import AuxKFields, auxk_loss, dead_indices
 
 log = get_logger(__name__)
 
 
-@register_sae("batchtopk")
+@dataclass
+class BatchTopKConfig(AuxKFields):
+    """BatchTopK SAE: the TopK fields and the momentum of the learned inference threshold."""
+
+    architecture: ClassVar[str] = "batchtopk"
+    saelens_architecture: ClassVar[str] = "jumprelu"  # the global threshold copied to every latent
+    saelens_reads: ClassVar[tuple[str, ...]] = ("batchtopk",)
+
+    threshold_momentum: float = 0.99
+    """EMA momentum of the inference threshold estimated during training."""
+
+
+@register_sae
 class BatchTopKSAE(SAE):
     """Top k·B activations per batch in training; a learned global threshold at inference."""
 
-    unit_norm_decoder_default = True
-    encoder_init_scale_default = 0.5  # see SAEConfig.init_encoder_scale
+    config_class = BatchTopKConfig
+    cfg: BatchTopKConfig
 
     def __init__(self, cfg: SAEConfig):
-        if not 0 < cfg.k <= cfg.d_sae:
-            raise InterplabError(f"BatchTopK needs 0 < k <= d_sae, got k={cfg.k}, d_sae={cfg.d_sae}")
         super().__init__(cfg)
         # NaN = not estimated yet (see encode).
         self.register_buffer("threshold", torch.tensor(float("nan"), dtype=self.W_dec.dtype))
@@ -77,14 +90,7 @@ class BatchTopKSAE(SAE):
         mse, fvu = self._reconstruction_stats(x_BD, x_hat_BD)
         aux_v, aux_i = topk_among_dead(pre_BF, dead_N, self.cfg.k_aux_eff)
         aux = auxk_loss(self, (x_BD - x_hat_BD).detach(), aux_v, aux_i, n_dead, sparse=False)
-        with torch.no_grad():
-            counts_F = fire_counts(z_BF)
-            l0 = (z_BF > 0).sum(-1).float().mean()
-        return TrainOutput(
-            loss=mse + aux, mse_loss=mse, sparsity_loss=mse.new_zeros(()), aux_loss=aux,
-            x_hat_BD=x_hat_BD, latents_BF=z_BF, top_values_BK=None, top_indices_BK=None,
-            fire_counts_F=counts_F, l0=l0, fvu=fvu,
-        )
+        return TrainOutput.from_dense(x_hat_BD, z_BF, mse, fvu, aux=aux)
 
     def export_tensors(self) -> dict[str, Tensor]:
         th = self.threshold.detach()

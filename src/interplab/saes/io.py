@@ -4,25 +4,29 @@ Our folder is a SAELens v6 folder (`cfg.json` + `sae_weights.safetensors`) whose
 carries our full config under the key "interplab", so SAELens users load it with
 `SAE.load_from_disk(folder)` and we rebuild the exact same object (tied weights, BatchTopK, ...).
 
+cfg.json also records the sha256 of the weights file (key "weights_sha256"); loading verifies it, so
+flipped or truncated bytes are refused instead of used (peer files without the key load unverified).
+`metadata.sae_lens_version` marks the cfg.json layout as SAELens 6 (without it SAELens reads the file
+as pre-6.0 and drops `hook_name`/`model_name`).
+
 Only safetensors and JSON are ever read. Pickle-based files (`.pt`, `.pth`, `.bin`, `.ckpt`) are
 refused: unpickling runs arbitrary code from the file.
 """
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
+from safetensors.torch import save as st_save
 from torch import Tensor
 
 from interplab.common import InterplabError, dtype_name, get_logger
+from interplab.files import read_json_object, sha256_bytes, sha256_file, write_bytes_atomic, write_json_atomic
 from interplab.saes.base import SAE, SAEConfig
-from interplab.saes.registry import make_sae
+from interplab.saes.registry import architecture_from_saelens, config_class, make_sae, sae_config
 
 log = get_logger(__name__)
 
@@ -31,10 +35,10 @@ WEIGHTS_FILENAME = "sae_weights.safetensors"
 SPARSIFY_WEIGHTS = "sae.safetensors"
 PICKLE_SUFFIXES = {".pt", ".pth", ".bin", ".ckpt", ".pkl", ".pickle"}
 
-# Our architecture name -> SAELens v6 architecture name. BatchTopK is saved as JumpReLU with its
-# global inference threshold copied to every latent: that is exactly its per-token inference rule.
-TO_SAELENS_ARCH = {"relu": "standard", "topk": "topk", "jumprelu": "jumprelu", "batchtopk": "jumprelu"}
-FROM_SAELENS_ARCH = {"standard": "relu", "topk": "topk", "jumprelu": "jumprelu", "batchtopk": "batchtopk"}
+SAELENS_FORMAT_VERSION = "6.0.0"
+"""The SAELens cfg.json layout we write (not an installed SAELens): SAELens reads a missing or older
+`sae_lens_version` as a pre-6.0 file."""
+WEIGHTS_SHA256 = "weights_sha256"
 
 
 def refuse_pickle(path: Path) -> None:
@@ -42,7 +46,9 @@ def refuse_pickle(path: Path) -> None:
     if path.suffix.lower() in PICKLE_SUFFIXES:
         raise InterplabError(
             f"{path} is a pickle file, which can run code when loaded; convert it to safetensors in a "
-            "trusted environment (safetensors.torch.save_file(torch.load(p, weights_only=True), 'ae.safetensors'))"
+            "trusted environment: python -c \"import torch, safetensors.torch as s; "
+            "s.save_file({k: v.contiguous() for k, v in torch.load('ae.pt', weights_only=True).items()}, "
+            "'ae.safetensors')\""
         )
 
 
@@ -59,25 +65,8 @@ def read_safetensors(path: Path) -> dict[str, Tensor]:
 
 
 def read_json(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise InterplabError(f"no {path.name} in {path.parent}; an SAE folder needs cfg.json next to its weights")
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise InterplabError(f"{path} is not valid JSON ({e.msg} at line {e.lineno})") from None
-    if not isinstance(data, dict):
-        raise InterplabError(f"{path} must hold a JSON object")
-    return data
-
-
-def _atomic_write_bytes(path: Path, write) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    """An SAE folder's JSON object (cfg.json, config.json), with one-line errors."""
+    return read_json_object(path, what="an SAE folder's JSON")
 
 
 # ---- writing ---------------------------------------------------------------------------------
@@ -89,8 +78,8 @@ def saelens_cfg_dict(sae: SAE, metadata: dict[str, Any] | None = None) -> dict[s
     ours = cfg.to_dict()
     ours["metadata"] = {**cfg.metadata, **(metadata or {})}
     ours["dtype"] = dtype_name(sae.dtype)
-    out: dict[str, Any] = {
-        "architecture": TO_SAELENS_ARCH.get(cfg.architecture, cfg.architecture),
+    return {
+        "architecture": cfg.saelens_architecture,
         "d_in": cfg.d_in,
         "d_sae": cfg.d_sae,
         "dtype": dtype_name(sae.dtype),
@@ -98,21 +87,15 @@ def saelens_cfg_dict(sae: SAE, metadata: dict[str, Any] | None = None) -> dict[s
         "apply_b_dec_to_input": cfg.apply_b_dec_to_input,
         "normalize_activations": "none",
         "reshape_activations": "none",
-        "metadata": ours["metadata"],
+        **cfg.saelens_fields(),
+        "metadata": {**ours["metadata"], "sae_lens_version": SAELENS_FORMAT_VERSION},
         "interplab": ours,
     }
-    if cfg.architecture == "topk":
-        out["k"] = cfg.k
-        out["rescale_acts_by_decoder_norm"] = False
-    return out
 
 
-def _same_weights(folder: Path, tensors: dict[str, Tensor]) -> bool:
-    try:
-        old = read_safetensors(folder / WEIGHTS_FILENAME)
-    except InterplabError:
-        return False
-    return old.keys() == tensors.keys() and all(torch.equal(old[k], tensors[k]) for k in tensors)
+def _same_weights(folder: Path, data: bytes) -> bool:
+    path = folder / WEIGHTS_FILENAME
+    return path.is_file() and sha256_file(path) == sha256_bytes(data)
 
 
 def save_sae(
@@ -120,21 +103,24 @@ def save_sae(
 ) -> Path:
     """Write `folder/cfg.json` and `folder/sae_weights.safetensors` (SAELens v6 layout).
 
-    Files are written to temporaries and renamed, weights first and cfg.json last, so a killed
-    save never leaves a folder that looks complete. A folder already holding a different SAE is
-    kept unless `overwrite=True`. `metadata` is merged into the saved metadata (model, hook...).
+    Files are written to temporaries and renamed, weights first and cfg.json (holding the weights'
+    sha256) last, so a killed save never leaves a folder that looks complete. A folder already
+    holding a different SAE is kept unless `overwrite=True`. `metadata` is merged into the saved
+    metadata (model, hook...).
     """
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise InterplabError(f"{folder} exists and is not a folder; pick a folder path for the SAE")
     folder.mkdir(parents=True, exist_ok=True)
-    tensors = {k: v.cpu().contiguous() for k, v in sae.export_tensors().items()}
+    tensors = {k: v.detach().cpu().contiguous() for k, v in sae.export_tensors().items()}
+    data = st_save(tensors, metadata={"format": "pt"})
     has_old = (folder / WEIGHTS_FILENAME).exists() or (folder / CFG_FILENAME).exists()
-    if has_old and not overwrite and not _same_weights(folder, tensors):
+    if has_old and not overwrite and not _same_weights(folder, data):
         raise InterplabError(f"{folder} already holds a different SAE; pass overwrite=True or choose another folder")
     cfg = saelens_cfg_dict(sae, metadata)
-    _atomic_write_bytes(folder / WEIGHTS_FILENAME, lambda p: save_file(tensors, str(p), metadata={"format": "pt"}))
-    _atomic_write_bytes(folder / CFG_FILENAME, lambda p: p.write_text(json.dumps(cfg, indent=2)))
+    cfg[WEIGHTS_SHA256] = sha256_bytes(data)
+    write_bytes_atomic(folder / WEIGHTS_FILENAME, data)
+    write_json_atomic(folder / CFG_FILENAME, cfg)
     return folder
 
 
@@ -149,18 +135,14 @@ def _metadata_from_saelens(raw: dict[str, Any]) -> dict[str, Any]:
     return meta
 
 
-def config_from_saelens(raw: dict[str, Any]) -> SAEConfig:
+def config_from_saelens(raw: dict[str, Any], source: str = CFG_FILENAME) -> SAEConfig:
     """Build our config from a SAELens (v6 or older) cfg.json dict."""
     if "interplab" in raw:
-        return SAEConfig.from_dict(raw["interplab"])
-    arch_raw = raw.get("architecture", "standard")
-    arch = FROM_SAELENS_ARCH.get(arch_raw)
-    kwargs = dict(raw.get("activation_fn_kwargs") or {})
-    k = raw.get("k", kwargs.get("k"))
-    if arch == "relu" and raw.get("activation_fn_str", raw.get("activation_fn")) == "topk":
-        arch = "topk"  # pre-v6 SAELens wrote TopK SAEs as "standard" + activation_fn_str "topk"
-    if arch is None:
-        raise InterplabError(f"SAELens architecture {arch_raw!r} is not supported; supported: {sorted(FROM_SAELENS_ARCH)}")
+        return SAEConfig.from_dict(raw["interplab"], source=f"{source} (interplab section)")
+    arch_raw = str(raw.get("architecture", "standard"))
+    if arch_raw == "standard" and raw.get("activation_fn_str", raw.get("activation_fn")) == "topk":
+        arch_raw = "topk"  # pre-v6 SAELens wrote TopK SAEs as "standard" + activation_fn_str "topk"
+    cls = config_class(architecture_from_saelens(arch_raw))
     norm = raw.get("normalize_activations") or "none"
     if norm in ("constant_norm_rescale", "layer_norm"):
         raise InterplabError(f"SAE uses normalize_activations={norm!r}, which interplab does not apply; use a 'none' SAE")
@@ -169,21 +151,31 @@ def config_from_saelens(raw: dict[str, Any]) -> SAEConfig:
     if raw.get("rescale_acts_by_decoder_norm"):
         raise InterplabError("SAE sets rescale_acts_by_decoder_norm, which interplab does not support yet")
     for key in ("d_in", "d_sae"):
-        if not isinstance(raw.get(key), int):
-            raise InterplabError(f"cfg.json lacks an integer {key!r}")
-    cfg = SAEConfig(
+        if not isinstance(raw.get(key), int) or isinstance(raw.get(key), bool):
+            raise InterplabError(f"{source} lacks an integer {key!r} (found {raw.get(key)!r})")
+    cfg = cls(
         d_in=raw["d_in"],
         d_sae=raw["d_sae"],
-        architecture=arch,
         apply_b_dec_to_input=bool(raw.get("apply_b_dec_to_input", True)),
         dtype=str(raw.get("dtype", "float32")).removeprefix("torch."),
         metadata=_metadata_from_saelens(raw),
+        **cls.fields_from_saelens(raw),
     )
-    if arch in ("topk", "batchtopk"):
-        if k is None:
-            raise InterplabError("TopK cfg.json lacks 'k'")
-        cfg.k = int(k)
+    cfg.check()
     return cfg
+
+
+def verify_weights(folder: Path, raw_cfg: dict[str, Any]) -> None:
+    """Check the weights file against the sha256 its cfg.json recorded (files we wrote record one)."""
+    expected = raw_cfg.get(WEIGHTS_SHA256)
+    if expected is None:
+        return
+    path = folder / WEIGHTS_FILENAME
+    if path.is_file() and sha256_file(path) != expected:
+        raise InterplabError(
+            f"{path} does not match the sha256 in its cfg.json (damaged or replaced); restore it from a "
+            "copy or train the SAE again"
+        )
 
 
 def _finish(sae: SAE, device: str | torch.device | None, dtype: torch.dtype | None) -> SAE:
@@ -197,7 +189,8 @@ def load_saelens(folder: str | Path, device=None, dtype: torch.dtype | None = No
     """Load an interplab or SAELens folder (cfg.json + sae_weights.safetensors)."""
     folder = Path(folder)
     raw = read_json(folder / CFG_FILENAME)
-    cfg = config_from_saelens(raw)
+    cfg = config_from_saelens(raw, source=str(folder / CFG_FILENAME))
+    verify_weights(folder, raw)
     tensors = read_safetensors(folder / WEIGHTS_FILENAME)
     sae = make_sae(cfg)
     sae.import_tensors_(tensors, source=str(folder / WEIGHTS_FILENAME))
@@ -270,8 +263,8 @@ def load_sparsify(folder: str | Path, device=None, dtype: torch.dtype | None = N
         "b_dec": _expect(tensors, "b_dec", (d_in,), src),
     }
     meta = {"source_format": "sparsify", "hook_name": folder.name}
-    cfg = SAEConfig(d_in=d_in, d_sae=d_sae, architecture="topk", k=int(raw["k"]), apply_b_dec_to_input=True,
-                    dtype=dtype_name(w_enc.dtype), metadata=meta)
+    cfg = sae_config("topk", d_in=d_in, d_sae=d_sae, k=int(raw["k"]), apply_b_dec_to_input=True,
+                     dtype=dtype_name(w_enc.dtype), metadata=meta)
     sae = make_sae(cfg)
     sae.import_tensors_(converted, source=src)
     return _finish(sae, device, dtype)
@@ -281,10 +274,18 @@ def _dl_trainer_cfg(path: Path) -> dict[str, Any]:
     cfg_path = path.parent / "config.json"
     if not cfg_path.is_file():
         return {}
-    return dict(read_json(cfg_path).get("trainer") or {})
+    trainer = read_json(cfg_path).get("trainer") or {}
+    return dict(trainer) if isinstance(trainer, dict) else {}
 
 
-def _dl_linear_layout(tensors: dict[str, Tensor], src: str, k: int | None) -> tuple[SAEConfig, dict[str, Tensor]]:
+# dictionary_learning `dict_class` -> our architecture. AutoEncoderTopK and BatchTopKSAE have the same
+# tensors (both carry a `threshold` buffer), but only BatchTopKSAE encodes with it by default.
+DL_DICT_CLASSES = {"AutoEncoder": "relu", "AutoEncoderTopK": "topk", "BatchTopKSAE": "batchtopk",
+                   "JumpReluAutoEncoder": "jumprelu"}
+
+
+def _dl_linear_layout(tensors: dict[str, Tensor], src: str, k: int | None,
+                      arch: str | None) -> tuple[SAEConfig, dict[str, Tensor]]:
     """dictionary_learning AutoEncoder / AutoEncoderTopK / BatchTopKSAE (nn.Linear encoder and decoder)."""
     d_sae, d_in = tensors["encoder.weight"].shape
     bias_name = "b_dec" if "b_dec" in tensors else "bias"
@@ -296,25 +297,35 @@ def _dl_linear_layout(tensors: dict[str, Tensor], src: str, k: int | None) -> tu
     }
     dtype = dtype_name(converted["W_enc"].dtype)
     if bias_name == "bias":  # the standard ReLU AutoEncoder: relu(encoder(x - bias))
-        return SAEConfig(d_in=d_in, d_sae=d_sae, architecture="relu", dtype=dtype), converted
+        return sae_config("relu", d_in=d_in, d_sae=d_sae, dtype=dtype), converted
     if "k" in tensors:
         k = int(tensors["k"].item())
     if k is None:
         raise InterplabError(f"{src} has no 'k' buffer; pass k= (the TopK k the SAE was trained with)")
     threshold = float(tensors["threshold"].item()) if "threshold" in tensors else -1.0
-    if threshold >= 0:  # BatchTopK: inference keeps latents above a global threshold
+    if arch is None:
+        arch = "topk"
+        if threshold >= 0:
+            log.warning("%s: no config.json names its dict_class; loading it as AutoEncoderTopK (per-token "
+                        "top-k). Pass architecture='batchtopk' for a BatchTopKSAE", src)
+    if arch == "batchtopk":
+        if threshold < 0:
+            raise InterplabError(f"{src} is a BatchTopKSAE without a trained threshold (threshold < 0)")
         converted["threshold"] = torch.full((d_sae,), threshold, dtype=converted["W_enc"].dtype)
-        return SAEConfig(d_in=d_in, d_sae=d_sae, architecture="batchtopk", k=k, dtype=dtype), converted
-    return SAEConfig(d_in=d_in, d_sae=d_sae, architecture="topk", k=k, dtype=dtype), converted
+    elif arch != "topk":
+        raise InterplabError(f"{src}: a {arch} dictionary cannot have this (encoder/decoder Linear + k) layout")
+    return sae_config(arch, d_in=d_in, d_sae=d_sae, k=k, dtype=dtype), converted
 
 
-def load_dictionary_learning(path: str | Path, k: int | None = None, device=None, dtype=None) -> SAE:
+def load_dictionary_learning(path: str | Path, k: int | None = None, device=None, dtype=None,
+                             architecture: str | None = None) -> SAE:
     """Read a dictionary_learning SAE saved as safetensors (their `ae.pt` pickles are refused).
 
     Layouts: AutoEncoder (`encoder.weight` [d_sae, d_in], `encoder.bias`, `decoder.weight`
     [d_in, d_sae], `bias`), AutoEncoderTopK / BatchTopKSAE (same with `b_dec`, buffers `k` and
     `threshold`), JumpReluAutoEncoder (`W_enc`, `b_enc`, `W_dec`, `b_dec`, `threshold`, no b_dec
-    subtraction). `k` is read from the file, else its config.json, else this argument.
+    subtraction). The architecture comes from `architecture`, else the `dict_class` of the
+    config.json beside the file; `k` from the file, else that config, else this argument.
     """
     path = Path(path)
     refuse_pickle(path)
@@ -322,16 +333,23 @@ def load_dictionary_learning(path: str | Path, k: int | None = None, device=None
         path = path / "ae.safetensors"
     tensors = read_safetensors(path)
     src = str(path)
-    k = k if k is not None else _dl_trainer_cfg(path).get("k")
+    trainer = _dl_trainer_cfg(path)
+    k = k if k is not None else trainer.get("k")
+    dict_class = trainer.get("dict_class")
+    if architecture is None and dict_class is not None:
+        architecture = DL_DICT_CLASSES.get(str(dict_class))
+        if architecture is None:
+            raise InterplabError(f"{path.parent / 'config.json'} names dict_class {dict_class!r}; supported: "
+                                 f"{sorted(DL_DICT_CLASSES)}")
     if "W_enc" in tensors and "threshold" in tensors:
         d_in, d_sae = tensors["W_enc"].shape
-        cfg = SAEConfig(d_in=d_in, d_sae=d_sae, architecture="jumprelu", apply_b_dec_to_input=False,
-                        dtype=dtype_name(tensors["W_enc"].dtype))
+        cfg = sae_config("jumprelu", d_in=d_in, d_sae=d_sae, apply_b_dec_to_input=False,
+                         dtype=dtype_name(tensors["W_enc"].dtype))
         converted = {name: _expect(tensors, name, shape, src) for name, shape in
                      {"W_enc": (d_in, d_sae), "b_enc": (d_sae,), "W_dec": (d_sae, d_in), "b_dec": (d_in,),
                       "threshold": (d_sae,)}.items()}
     elif "encoder.weight" in tensors:
-        cfg, converted = _dl_linear_layout(tensors, src, k)
+        cfg, converted = _dl_linear_layout(tensors, src, k, architecture)
     else:
         raise InterplabError(f"{src} is not a dictionary_learning SAE layout; found tensors {sorted(tensors)}")
     cfg.metadata = {"source_format": "dictionary_learning"}

@@ -13,15 +13,41 @@ JumpReLU Sparse Autoencoders", arXiv:2407.14435).
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
 from torch.autograd.function import FunctionCtx
 
 from interplab.common import InterplabError
-from interplab.saes.base import SAE, SAEConfig, TrainOutput, TrainState, fire_counts
-from interplab.saes.penalties import latent_costs
+from interplab.saes.base import SAE, SAEConfig, TrainOutput, TrainState
+from interplab.saes.penalties import FrequencyPenaltyFields, latent_costs
 from interplab.saes.registry import register_sae
+
+
+@dataclass
+class JumpReLUConfig(FrequencyPenaltyFields, SAEConfig):
+    """JumpReLU SAE: the shared fields, the L0 coefficient, the threshold's kernel and start."""
+
+    architecture: ClassVar[str] = "jumprelu"
+    saelens_architecture: ClassVar[str] = "jumprelu"
+    saelens_reads: ClassVar[tuple[str, ...]] = ("jumprelu",)
+    _RENAMED: ClassVar[dict[str, str]] = {"jumprelu_bandwidth": "bandwidth",
+                                          "jumprelu_init_threshold": "init_threshold"}
+
+    l0_coeff: float = 1.0
+    """Weight of the L0 penalty (JumpReLU's sparsity coefficient)."""
+    bandwidth: float = 0.001
+    """Width ε of the rectangle kernel in the straight-through threshold gradient."""
+    init_threshold: float = 0.001
+    """Initial threshold of every latent."""
+
+    def check(self) -> None:
+        super().check()
+        self.check_penalty()
+        if self.init_threshold <= 0 or self.bandwidth <= 0:
+            raise InterplabError("JumpReLU needs init_threshold > 0 and bandwidth > 0")
 
 
 def rectangle(u: Tensor) -> Tensor:
@@ -69,17 +95,16 @@ class StepFn(torch.autograd.Function):
         return torch.zeros_like(pre), _sum_to(d_th, threshold.shape), None
 
 
-@register_sae("jumprelu")
+@register_sae
 class JumpReLUSAE(SAE):
     """Per-latent learned thresholds; L0 penalty trained through straight-through estimators."""
 
-    unit_norm_decoder_default = False
+    config_class = JumpReLUConfig
+    cfg: JumpReLUConfig
 
     def __init__(self, cfg: SAEConfig):
-        if cfg.jumprelu_init_threshold <= 0 or cfg.jumprelu_bandwidth <= 0:
-            raise InterplabError("JumpReLU needs jumprelu_init_threshold > 0 and jumprelu_bandwidth > 0")
         super().__init__(cfg)
-        log_th = torch.full((cfg.d_sae,), math.log(cfg.jumprelu_init_threshold), dtype=self.W_dec.dtype)
+        log_th = torch.full((self.cfg.d_sae,), math.log(self.cfg.init_threshold), dtype=self.W_dec.dtype)
         self.log_threshold = nn.Parameter(log_th)
 
     @property
@@ -95,23 +120,16 @@ class JumpReLUSAE(SAE):
         x_BD = x_BD.to(self.dtype)
         pre_BF = self.pre_acts(x_BD)
         theta_F = self.threshold
-        eps = self.cfg.jumprelu_bandwidth
+        eps = self.cfg.bandwidth
         z_BF = JumpReLUFn.apply(pre_BF, theta_F, eps)
         x_hat_BD = self.decode(z_BF)
         mse, fvu = self._reconstruction_stats(x_BD, x_hat_BD)
         step_BF = StepFn.apply(pre_BF, theta_F, eps)
-        costs_F = latent_costs(self.cfg, state.freq_F)
+        costs_F = latent_costs(self.cfg, state.freq_F, self.cfg.d_sae)
         if costs_F is not None:
             step_BF = step_BF * costs_F.to(step_BF)
         sparsity = self.cfg.l0_coeff * state.sparsity_scale * step_BF.sum(-1).mean()
-        with torch.no_grad():
-            counts_F = fire_counts(z_BF)
-            l0 = (z_BF != 0).sum(-1).float().mean()
-        return TrainOutput(
-            loss=mse + sparsity, mse_loss=mse, sparsity_loss=sparsity, aux_loss=mse.new_zeros(()),
-            x_hat_BD=x_hat_BD, latents_BF=z_BF, top_values_BK=None, top_indices_BK=None,
-            fire_counts_F=counts_F, l0=l0, fvu=fvu,
-        )
+        return TrainOutput.from_dense(x_hat_BD, z_BF, mse, fvu, sparsity=sparsity)
 
     # SAELens stores the threshold itself, not its log.
     def export_tensors(self) -> dict[str, Tensor]:

@@ -24,11 +24,36 @@ both effects; dead-latent resampling or AuxK still applies on top. With β = 0 a
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import Tensor
 
 from interplab.common import InterplabError
-from interplab.saes.base import SAEConfig
+
+
+@dataclass
+class FrequencyPenaltyFields:
+    """Config fields of the frequency-weighted sparsity penalty (mixed into ReLU and JumpReLU configs)."""
+
+    freq_weighted_sparsity: bool = False
+    """Scale each latent's sparsity cost by a decreasing function of its firing frequency (see
+    `frequency_weighted_costs`)."""
+    freq_beta: float = 0.5
+    """Exponent β of the frequency-weighted cost c_i ∝ (freq_i + eps)^-β; 0 gives the plain penalty."""
+    freq_eps: float = 1e-4
+    """Frequency floor in the cost, so never-seen latents get a finite cost."""
+    freq_cost_min: float = 0.25
+    """Lower clip of the per-latent cost (after normalisation)."""
+    freq_cost_max: float = 4.0
+    """Upper clip of the per-latent cost (after normalisation): bounds how hard rare latents are pushed."""
+
+    def check_penalty(self) -> None:
+        """Raise for clip bounds that cannot hold."""
+        if self.freq_cost_min > self.freq_cost_max or self.freq_cost_min < 0:
+            raise InterplabError(
+                f"need 0 <= freq_cost_min <= freq_cost_max, got {self.freq_cost_min}, {self.freq_cost_max}"
+            )
 
 
 def frequency_weighted_costs(freq_F: Tensor, beta: float, eps: float, cost_min: float, cost_max: float) -> Tensor:
@@ -44,10 +69,10 @@ def frequency_weighted_costs(freq_F: Tensor, beta: float, eps: float, cost_min: 
     return (raw_F / z).clamp(cost_min, cost_max)
 
 
-def latent_costs(cfg: SAEConfig, freq_F: Tensor | None) -> Tensor | None:
+def latent_costs(cfg: FrequencyPenaltyFields, freq_F: Tensor | None, d_sae: int) -> Tensor | None:
     """The costs to apply for this config and state, or None for the plain (uniform) penalty."""
     if not cfg.freq_weighted_sparsity or freq_F is None:
         return None
-    if freq_F.shape != (cfg.d_sae,):
-        raise InterplabError(f"freq_F must have shape ({cfg.d_sae},), got {tuple(freq_F.shape)}")
+    if freq_F.shape != (d_sae,):
+        raise InterplabError(f"freq_F must have shape ({d_sae},), got {tuple(freq_F.shape)}")
     return frequency_weighted_costs(freq_F, cfg.freq_beta, cfg.freq_eps, cfg.freq_cost_min, cfg.freq_cost_max)

@@ -10,19 +10,39 @@ https://transformer-circuits.pub/2024/april-update/index.html#training-saes).
 
 from __future__ import annotations
 
-import torch
+from dataclasses import dataclass
+from typing import ClassVar
+
 from torch import Tensor
 
-from interplab.saes.base import SAE, TrainOutput, TrainState, fire_counts
-from interplab.saes.penalties import latent_costs
+from interplab.saes.base import SAE, SAEConfig, TrainOutput, TrainState
+from interplab.saes.penalties import FrequencyPenaltyFields, latent_costs
 from interplab.saes.registry import register_sae
 
 
-@register_sae("relu")
+@dataclass
+class ReLUConfig(FrequencyPenaltyFields, SAEConfig):
+    """ReLU SAE: the shared fields, the L1 coefficient and the frequency-weighted penalty."""
+
+    architecture: ClassVar[str] = "relu"
+    saelens_architecture: ClassVar[str] = "standard"
+    saelens_reads: ClassVar[tuple[str, ...]] = ("standard",)
+
+    l1_coeff: float = 5.0
+    """Weight of the decoder-norm-weighted L1 penalty (Anthropic April 2024 uses ~5 on inputs
+    scaled to E‖x‖² = d_in)."""
+
+    def check(self) -> None:
+        super().check()
+        self.check_penalty()
+
+
+@register_sae
 class ReLUSAE(SAE):
     """ReLU latents; L1 weighted by decoder norms (and optionally by firing frequency)."""
 
-    unit_norm_decoder_default = False
+    config_class = ReLUConfig
+    cfg: ReLUConfig
 
     def activation(self, pre: Tensor) -> Tensor:
         return pre.relu()
@@ -34,16 +54,9 @@ class ReLUSAE(SAE):
         x_hat_BD = self.decode(z_BF)
         mse, fvu = self._reconstruction_stats(x_BD, x_hat_BD)
         weight_F = self.decoder_norms()
-        costs_F = latent_costs(self.cfg, state.freq_F)
+        costs_F = latent_costs(self.cfg, state.freq_F, self.cfg.d_sae)
         if costs_F is not None:
             weight_F = weight_F * costs_F.to(weight_F)
         l1 = (z_BF * weight_F).sum(-1).mean()
         sparsity = self.cfg.l1_coeff * state.sparsity_scale * l1
-        with torch.no_grad():
-            counts_F = fire_counts(z_BF)
-            l0 = (z_BF > 0).sum(-1).float().mean()
-        return TrainOutput(
-            loss=mse + sparsity, mse_loss=mse, sparsity_loss=sparsity, aux_loss=mse.new_zeros(()),
-            x_hat_BD=x_hat_BD, latents_BF=z_BF, top_values_BK=None, top_indices_BK=None,
-            fire_counts_F=counts_F, l0=l0, fvu=fvu,
-        )
+        return TrainOutput.from_dense(x_hat_BD, z_BF, mse, fvu, sparsity=sparsity)

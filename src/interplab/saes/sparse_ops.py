@@ -25,17 +25,17 @@ more in page faults than the top-k itself); the top-k of a block goes through th
 groups first (`topk_by_group_maxima`, exact). On GPUs it is one addmm and torch.topk.
 
 Products 2-4 dispatch by device. CPU: torch.sparse kernels (COO sparse @ dense, CSR sampled
-dense-dense), ~10x faster there than the dense products. (PyTorch runs the COO product on one
-thread; running the two weight-gradient products side by side on two Python threads measured no
-faster on a 2-core EPYC: they share its memory bandwidth.) GPU: a scattered dense tile times a
-dense matrix on tensor cores, which at SAE sizes beats cuSPARSE and index_add (measured on an
-H100); the GPU savings come from the embedding_bag decoder, from never keeping [B, d_sae] tensors
-for autograd, and from folding the AuxK latents into the same backward.
+dense-dense), much faster there than the dense products. GPU: a scattered dense tile times a dense
+matrix on tensor cores, which at SAE sizes beats cuSPARSE and index_add; the GPU savings come from
+the embedding_bag decoder, from never keeping [B, d_sae] tensors for autograd, and from folding the
+AuxK latents into the same backward. The timings behind each choice: bench/README.md ("Kernel
+choices").
 """
 
 from __future__ import annotations
 
 import warnings
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
@@ -44,12 +44,10 @@ from torch.autograd.function import FunctionCtx
 # Cap on elements of any [rows, k, d_in] temporary, so big batches never allocate gigabytes.
 _CHUNK_ELEMS = 1 << 26
 # CPU encoder block: pre-activations per matmul (2^21 fp32 = 8 MB, 512 rows at d_sae 4096), small
-# enough to be read back from cache by the top-k; larger blocks measured slower on a 2-core EPYC.
+# enough to be read back from cache by the top-k (larger blocks were slower; bench/README.md).
 _CPU_BLOCK_ELEMS = 1 << 21
-# GPU dispatch between sparse kernels (cost ∝ k) and dense tiles on tensor cores (cost ∝ d_sae),
-# from H100 timings at B=4096, d_in=384, fp32: gather+bmm 0.0052 ms per unit of k vs dense product
-# 0.00007 ms per latent -> dense below d_sae ≈ 74·k; index_add 0.0153 ms per unit of k vs dense tile
-# -> dense below d_sae ≈ 218·k.
+# GPU dispatch between sparse kernels (cost ∝ k) and dense tiles on tensor cores (cost ∝ d_sae): the
+# crossover ratios d_sae / k from H100 timings (bench/README.md, "Kernel choices").
 _DOT_DENSE_RATIO = 74
 _OUTER_DENSE_RATIO = 218
 
@@ -85,8 +83,7 @@ def _outer_sorted_coo(idx_BK: Tensor, pairs: list[tuple[Tensor, Tensor]], n_out:
     # ~10x the speed of materialising B·k·D products there. The pattern is sorted by latent once
     # (stable, so rows stay ascending within a latent: a valid coalesced COO) and shared by every
     # pair; an unsorted COO would be re-sorted inside each product. Needs distinct (latent, row)
-    # pairs, which the top-k indices of one row are. Measured against MKL's CSR product on a
-    # 2-core EPYC: 17 vs 23 ms at B=4096, k=32, d_in=384.
+    # pairs, which the top-k indices of one row are (faster than MKL's CSR product; bench/README.md).
     B, K = idx_BK.shape
     flat = idx_BK.reshape(-1)
     order = torch.argsort(flat, stable=True)
@@ -116,7 +113,7 @@ def _outer_sparse_mm(idx_BK: Tensor, coef_BK: Tensor, rows_BD: Tensor, n_out: in
 
 def _outer_dense_tile(idx_BK: Tensor, coef_BK: Tensor, rows_BD: Tensor, n_out: int) -> Tensor:
     # GPUs, small dictionaries: a scattered dense [rows, n_out] tile times the rows on tensor
-    # cores beats cuSPARSE and index_add (H100, d_sae=4096, k=32: 0.12-0.29 ms vs 0.5 ms).
+    # cores beats cuSPARSE and index_add (bench/README.md, "Kernel choices").
     B, D = rows_BD.shape
     acc = _acc_dtype(rows_BD)
     out_FD = torch.zeros(n_out, D, dtype=acc, device=rows_BD.device)
@@ -230,8 +227,8 @@ def topk_by_group_maxima(pre_RF: Tensor, k: int, out: tuple[Tensor, Tensor]) -> 
     top-k lie in at most k groups, and those are among the k groups with the largest maxima (every
     group with a larger maximum holds a larger element). So one vectorised max over the groups, a
     top-k over the C maxima and a top-k over the k·g elements of the chosen groups give the exact
-    values; torch.topk copies and scans the whole row, ~25 % slower at F = 4096, k = 32 on a 2-core
-    EPYC. Under exact ties the chosen indices may differ from torch.topk's, never the values.
+    values without torch.topk's copy and scan of the whole row (bench/README.md has the timing).
+    Under exact ties the chosen indices may differ from torch.topk's, never the values.
     Falls back to torch.topk when F is not a multiple of g or has fewer than 2k groups.
     """
     R, F = pre_RF.shape
@@ -284,6 +281,31 @@ def encode_topk(
     return values_BK.relu_(), idx_BK, aux_v_BA.relu_(), aux_i_BA
 
 
+# TopKTrainKernel.forward's inputs, in order (backward returns one gradient slot per input).
+_KERNEL_INPUTS = ("x_BD", "b_dec_D", "w_enc_DF", "b_enc_F", "w_dec_FD", "k", "dead_idx_N", "k_aux", "subtract_b_dec")
+
+
+class TopKKernelOutput(NamedTuple):
+    """TopKTrainKernel's outputs (and, in backward, the gradients with respect to them)."""
+
+    mse: Tensor
+    """‖x - x̂‖² summed over d_in, mean over rows."""
+    x_hat_BD: Tensor
+    """Reconstruction."""
+    resid_BD: Tensor
+    """x - x̂ (no grad)."""
+    values_BK: Tensor
+    """Kept latent values (ReLU applied)."""
+    idx_BK: Tensor
+    """Their latent indices."""
+    aux_values_BA: Tensor
+    """AuxK values among dead latents (A = 0 when none is dead)."""
+    aux_idx_BA: Tensor
+    """Their latent indices."""
+    total: Tensor
+    """Σ‖x - mean(x)‖² over the batch (no grad): the FVU denominator."""
+
+
 class TopKTrainKernel(torch.autograd.Function):
     """A TopK SAE training forward (encode, top-k, decode, squared error) as one autograd node.
 
@@ -327,9 +349,11 @@ class TopKTrainKernel(torch.autograd.Function):
         return mse, x_hat_BD, resid_BD, values_BK, idx_BK, aux_v, aux_i, total
 
     @staticmethod
-    def backward(ctx: FunctionCtx, g_mse, g_x_hat, _g_resid, g_values, _g_idx, g_aux, _g_aux_idx, _g_total):  # type: ignore[override]
+    def backward(ctx: FunctionCtx, *grads_out):  # type: ignore[override]
+        g = TopKKernelOutput(*grads_out)  # gradients arrive in the order of the outputs
+        g_mse, g_x_hat, g_values, g_aux = g.mse, g.x_hat_BD, g.values_BK, g.aux_values_BA
         sae_in_BD, resid_BD, w_enc_DF, w_dec_FD, values_BK, idx_BK, aux_v, aux_i = ctx.saved_tensors  # type: ignore[attr-defined]
-        needs = ctx.needs_input_grad  # type: ignore[attr-defined]
+        needs = dict(zip(_KERNEL_INPUTS, ctx.needs_input_grad, strict=True))  # type: ignore[attr-defined]
         B, F = resid_BD.shape[0], w_enc_DF.shape[1]
         # d mse / d x_hat = -2 (x - x_hat) / B; any gradient on x_hat itself adds to it.
         d_mse_BD = resid_BD * (-2.0 / B * g_mse) if g_mse is not None else None
@@ -343,38 +367,46 @@ class TopKTrainKernel(torch.autograd.Function):
         # ReLU after top-k: gradient reaches the encoder only where the kept value is positive.
         g_BK = d_v_BK * (values_BK > 0)
         pairs: list[tuple[Tensor, Tensor]] = []
-        if needs[4]:
+        if needs["w_dec_FD"]:
             pairs.append((values_BK, d_xhat_BD))
         if aux_i.shape[1]:
             g_aux_BA = g_aux if g_aux is not None else torch.zeros_like(aux_v)
             g_all, i_all = torch.cat([g_BK, g_aux_BA * (aux_v > 0)], 1), torch.cat([idx_BK, aux_i], 1)
         else:
             g_all, i_all = g_BK, idx_BK
-            if needs[2]:  # same index pattern: one sort for both weight gradients
+            if needs["w_enc_DF"]:  # same index pattern: one sort for both weight gradients
                 pairs.append((g_all, sae_in_BD))
         outer = scatter_outer_many(idx_BK, pairs, F) if pairs else []
-        d_w_dec = outer.pop(0).to(w_dec_FD.dtype) if needs[4] else None
+        d_w_dec = outer.pop(0).to(w_dec_FD.dtype) if needs["w_dec_FD"] else None
         d_w_enc = None
-        if needs[2]:
+        if needs["w_enc_DF"]:
             d_FD = outer.pop(0) if outer else scatter_outer(i_all, g_all, sae_in_BD, F)
             d_w_enc = d_FD.T.to(w_enc_DF.dtype)
         acc = _acc_dtype(resid_BD)
         db_enc_F = torch.zeros(F, dtype=acc, device=g_all.device).index_add_(
             0, i_all.reshape(-1), g_all.reshape(-1).to(acc)
         )
-        d_b_enc = db_enc_F.to(w_enc_DF.dtype) if needs[3] else None
+        d_b_enc = db_enc_F.to(w_enc_DF.dtype) if needs["b_enc_F"] else None
         d_b_dec = None
-        if needs[1]:
+        if needs["b_dec_D"]:
             d_b_dec = d_xhat_BD.sum(0)
             if ctx.subtract_b_dec:  # type: ignore[attr-defined]
                 # d(sae_in)/d(b_dec) = -I, summed over the batch: -Σ_b W_enc g_b = -W_enc @ db_enc.
                 d_b_dec = d_b_dec - (w_enc_DF.to(acc) @ db_enc_F).to(d_b_dec.dtype)
         d_x = None
-        if needs[0]:
+        if needs["x_BD"]:
             d_x = sparse_decode_plain(g_all, i_all, w_enc_DF.T).to(resid_BD.dtype)
             if d_mse_BD is not None:
                 d_x = d_x - d_mse_BD
-        return d_x, d_b_dec, d_w_enc, d_b_enc, d_w_dec, None, None, None, None
+        grads = {"x_BD": d_x, "b_dec_D": d_b_dec, "w_enc_DF": d_w_enc, "b_enc_F": d_b_enc, "w_dec_FD": d_w_dec}
+        return tuple(grads.get(name) for name in _KERNEL_INPUTS)
+
+
+def topk_train_forward(x_BD: Tensor, b_dec_D: Tensor, w_enc_DF: Tensor, b_enc_F: Tensor, w_dec_FD: Tensor,
+                       k: int, dead_idx_N: Tensor, k_aux: int, subtract_b_dec: bool) -> TopKKernelOutput:
+    """`TopKTrainKernel` with its outputs named."""
+    return TopKKernelOutput(*TopKTrainKernel.apply(
+        x_BD, b_dec_D, w_enc_DF, b_enc_F, w_dec_FD, k, dead_idx_N, k_aux, subtract_b_dec))
 
 
 def topk_among_dead(pre_BF: Tensor, dead_idx_N: Tensor, k_aux: int) -> tuple[Tensor, Tensor]:

@@ -12,13 +12,65 @@ selects the plain dense reference kept for testing.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
 import torch
 from torch import Tensor
 
 from interplab.common import InterplabError
 from interplab.saes.base import SAE, SAEConfig, TrainOutput, TrainState
 from interplab.saes.registry import register_sae
-from interplab.saes.sparse_ops import SparseDecode, TopKTrainKernel, sparse_decode_plain, topk_among_dead
+from interplab.saes.sparse_ops import SparseDecode, sparse_decode_plain, topk_among_dead, topk_train_forward
+
+
+@dataclass
+class AuxKFields(SAEConfig):
+    """Fields of the k-sparse architectures with the AuxK dead-latent loss (TopK, BatchTopK, ...)."""
+
+    normalize_decoder: bool = True
+    """Keep decoder rows at unit norm during training (Gao et al. 2024)."""
+    init_encoder_scale: float = 0.5
+    """W_enc starts as this multiple of W_dec.T (see SAEConfig; 0.5 ≈ sparsify's implicit start,
+    keeps ground-truth recovery at a dictionary as large as the true feature count)."""
+    k: int = 32
+    """Latents kept per token (BatchTopK: on average over the batch)."""
+    auxk_alpha: float = 1 / 32
+    """Weight of the AuxK dead-latent loss (Gao et al. 2024 use 1/32)."""
+    k_aux: int | None = None
+    """Dead latents used by AuxK per token; None means d_in // 2."""
+
+    @property
+    def k_aux_eff(self) -> int:
+        """The AuxK width actually used."""
+        return self.k_aux if self.k_aux is not None else max(1, self.d_in // 2)
+
+    def check(self) -> None:
+        super().check()
+        if not 0 < self.k <= self.d_sae:
+            raise InterplabError(f"{self.architecture} needs 0 < k <= d_sae, got k={self.k}, d_sae={self.d_sae}")
+
+
+@dataclass
+class TopKConfig(AuxKFields):
+    """TopK SAE: the shared fields, k and AuxK, and the choice of training kernel."""
+
+    architecture: ClassVar[str] = "topk"
+    saelens_architecture: ClassVar[str] = "topk"
+    saelens_reads: ClassVar[tuple[str, ...]] = ("topk",)
+
+    sparse_kernel: bool = True
+    """Train through the sparse autograd kernel (sparse_ops.py); False runs the plain dense reference."""
+
+    def saelens_fields(self) -> dict[str, Any]:
+        return {"k": self.k, "rescale_acts_by_decoder_norm": False}
+
+    @classmethod
+    def fields_from_saelens(cls, raw: dict[str, Any]) -> dict[str, Any]:
+        k = raw.get("k", (raw.get("activation_fn_kwargs") or {}).get("k"))
+        if k is None:
+            raise InterplabError("TopK cfg.json lacks 'k'")
+        return {"k": int(k)}
 
 
 def dense_from_sparse(values_BK: Tensor, idx_BK: Tensor, d_sae: int) -> Tensor:
@@ -41,8 +93,9 @@ def auxk_loss(
         e_hat_BD = SparseDecode.apply(aux_values_BA, aux_idx_BA, sae.W_dec)
     else:
         e_hat_BD = dense_from_sparse(aux_values_BA, aux_idx_BA, sae.cfg.d_sae) @ sae.W_dec
-    scale = min(n_dead / sae.cfg.k_aux_eff, 1.0)
-    return sae.cfg.auxk_alpha * scale * (e_hat_BD - err_BD).pow(2).sum(-1).mean()
+    cfg: Any = sae.cfg  # an AuxKFields config
+    scale = min(n_dead / cfg.k_aux_eff, 1.0)
+    return cfg.auxk_alpha * scale * (e_hat_BD - err_BD).pow(2).sum(-1).mean()
 
 
 def dead_indices(sae: SAE, state: TrainState, device: torch.device) -> Tensor:
@@ -55,23 +108,12 @@ def dead_indices(sae: SAE, state: TrainState, device: torch.device) -> Tensor:
     return mask.nonzero().squeeze(-1)
 
 
-def sparse_fire_counts(values_BK: Tensor, idx_BK: Tensor, d_sae: int) -> Tensor:
-    """[d_sae] rows in which each latent fired, from a (values, indices) pair (no host sync)."""
-    fired = (values_BK > 0).reshape(-1).long()
-    return torch.zeros(d_sae, dtype=torch.long, device=idx_BK.device).index_add_(0, idx_BK.reshape(-1), fired)
-
-
-@register_sae("topk")
+@register_sae
 class TopKSAE(SAE):
     """ReLU of the k largest pre-activations per token; unit-norm decoder; AuxK dead-latent loss."""
 
-    unit_norm_decoder_default = True
-    encoder_init_scale_default = 0.5  # see SAEConfig.init_encoder_scale
-
-    def __init__(self, cfg: SAEConfig):
-        if not 0 < cfg.k <= cfg.d_sae:
-            raise InterplabError(f"TopK needs 0 < k <= d_sae, got k={cfg.k}, d_sae={cfg.d_sae}")
-        super().__init__(cfg)
+    config_class = TopKConfig
+    cfg: TopKConfig
 
     def activation(self, pre: Tensor) -> Tensor:
         values, idx = pre.topk(self.cfg.k, dim=-1, sorted=False)
@@ -90,11 +132,11 @@ class TopKSAE(SAE):
         n_dead = dead_N.numel()
         k, k_aux = self.cfg.k, self.cfg.k_aux_eff
         if self.cfg.sparse_kernel:
-            mse, x_hat_BD, resid_BD, values, idx, aux_v, aux_i, total = TopKTrainKernel.apply(
-                x_BD, self.b_dec, self.W_enc, self.b_enc, self.W_dec, k, dead_N, k_aux,
-                self.cfg.apply_b_dec_to_input,
-            )
-            fvu = mse.detach() * x_BD.shape[0] / total.clamp_min(1e-12)
+            out = topk_train_forward(x_BD, self.b_dec, self.W_enc, self.b_enc, self.W_dec, k, dead_N, k_aux,
+                                     self.cfg.apply_b_dec_to_input)
+            mse, x_hat_BD, resid_BD = out.mse, out.x_hat_BD, out.resid_BD
+            values, idx, aux_v, aux_i = out.values_BK, out.idx_BK, out.aux_values_BA, out.aux_idx_BA
+            fvu = mse.detach() * x_BD.shape[0] / out.total.clamp_min(1e-12)
         else:
             pre_BF = self.pre_acts(x_BD)
             values, idx = pre_BF.topk(k, dim=-1, sorted=False)
@@ -104,15 +146,7 @@ class TopKSAE(SAE):
             mse, fvu = self._reconstruction_stats(x_BD, x_hat_BD)
             resid_BD = (x_BD - x_hat_BD).detach()
         aux = auxk_loss(self, resid_BD, aux_v, aux_i, n_dead, self.cfg.sparse_kernel)
-        with torch.no_grad():
-            counts_F = sparse_fire_counts(values, idx, self.cfg.d_sae)
-            l0 = (values > 0).sum(1).float().mean()
-        zero = mse.new_zeros(())
-        return TrainOutput(
-            loss=mse + aux, mse_loss=mse, sparsity_loss=zero, aux_loss=aux, x_hat_BD=x_hat_BD,
-            latents_BF=None, top_values_BK=values, top_indices_BK=idx,
-            fire_counts_F=counts_F, l0=l0, fvu=fvu,
-        )
+        return TrainOutput.from_topk(x_hat_BD, values, idx, self.cfg.d_sae, mse, fvu, aux)
 
 
 # keep sparse_decode_plain importable from here for callers decoding (values, indices) pairs

@@ -2,9 +2,11 @@
 
 A checkpoint is a folder `step_00001234/` holding `tensors.safetensors` (SAE parameters and buffers,
 optimizer moments, trainer counters, RNG states) and `state.json` (step, tokens, optimizer
-hyper-parameters, data-stream position, python/numpy RNG states). It is written into a temporary
-folder and renamed into place, so a run killed mid-write leaves either the old checkpoint set or the
-new one, never a half-written folder that looks whole.
+hyper-parameters, data-stream position, python/numpy RNG states, and the sha256 of the tensors file).
+It is written into a temporary folder and renamed into place, so a run killed mid-write leaves either
+the old checkpoint set or the new one, never a half-written folder that looks whole. Loading checks
+the sha256 and the keys of state.json; `latest_valid` skips a damaged checkpoint (with a warning) and
+resumes from the one before it, since flipped bytes would otherwise be trained on silently.
 """
 
 from __future__ import annotations
@@ -18,15 +20,18 @@ from typing import Any, cast
 import numpy as np
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load as st_load
+from safetensors.torch import save as st_save
 from torch import Tensor
 
 from interplab.common import InterplabError, get_logger
+from interplab.files import read_json_object, sha256_bytes
 
 log = get_logger(__name__)
 
 TENSORS_FILE = "tensors.safetensors"
 STATE_FILE = "state.json"
+SHA256_KEY = "tensors_sha256"
 _PREFIX = "step_"
 
 
@@ -134,8 +139,9 @@ class Checkpointer:
         if tmp.exists():
             shutil.rmtree(tmp)
         tmp.mkdir()
-        save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp / TENSORS_FILE))
-        (tmp / STATE_FILE).write_text(json.dumps(meta))
+        data = st_save({k: v.detach().cpu().contiguous() for k, v in tensors.items()})
+        (tmp / TENSORS_FILE).write_bytes(data)
+        (tmp / STATE_FILE).write_text(json.dumps({**meta, SHA256_KEY: sha256_bytes(data)}))
         if final.exists():  # same step saved again (e.g. after a resume): replace it
             shutil.rmtree(final)
         tmp.rename(final)
@@ -144,12 +150,32 @@ class Checkpointer:
         return final
 
     @staticmethod
-    def load(path: str | Path) -> tuple[dict[str, Tensor], dict[str, Any]]:
-        """(tensors, meta) of a checkpoint folder."""
+    def load(path: str | Path, required: tuple[str, ...] = ()) -> tuple[dict[str, Tensor], dict[str, Any]]:
+        """(tensors, meta) of a checkpoint folder, after checking that state.json has the `required` keys
+        and that the tensors file matches its sha256."""
         path = Path(path)
+        meta = read_json_object(path / STATE_FILE, what="training checkpoint state")
+        missing = [k for k in required if k not in meta]
+        if missing:
+            raise InterplabError(f"checkpoint {path} is damaged (state.json lacks {missing}); delete it to resume "
+                                 "from an older one")
         try:
-            tensors = load_file(str(path / TENSORS_FILE))
-            meta = json.loads((path / STATE_FILE).read_text())
-        except (OSError, SafetensorError, json.JSONDecodeError) as e:
+            data = (path / TENSORS_FILE).read_bytes()
+            if meta.get(SHA256_KEY) not in (None, sha256_bytes(data)):
+                raise InterplabError(f"checkpoint {path} is damaged ({TENSORS_FILE} does not match its sha256); "
+                                     "delete it to resume from an older one")
+            tensors = st_load(data)
+        except (OSError, SafetensorError) as e:
             raise InterplabError(f"checkpoint {path} is unreadable ({e}); delete it to resume from an older one") from None
         return tensors, meta
+
+    def latest_valid(self, required: tuple[str, ...] = ()) -> tuple[Path, dict[str, Tensor], dict[str, Any]] | None:
+        """The newest checkpoint that loads and verifies (skipping damaged ones with a warning), or None."""
+        for path in reversed(self.checkpoints()):
+            try:
+                tensors, meta = self.load(path, required)
+            except InterplabError as e:
+                log.warning("%s; trying the checkpoint before it", e)
+                continue
+            return path, tensors, meta
+        return None

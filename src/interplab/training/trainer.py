@@ -15,6 +15,7 @@ data stream's position (`batches.state_dict()` when the stream has one, else bat
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
@@ -23,8 +24,8 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor
 
-from interplab.common import InterplabError, get_device, get_logger, seed_everything
-from interplab.saes.base import SAE, TrainOutput, TrainState
+from interplab.common import InterplabError, free_cpu_threads, get_device, get_logger, seed_everything
+from interplab.saes.base import SAE, SAEConfig, TrainOutput, TrainState
 from interplab.saes.init import init_b_dec_geometric_median_, init_b_dec_mean_
 from interplab.training import distributed
 from interplab.training.checkpoint import (
@@ -62,8 +63,8 @@ class TrainConfig:
     """Share of the steps, at the end, over which the learning rate decays."""
     sparsity_warmup_steps: int = 0
     """Linear 0 -> 1 warm-up of the sparsity coefficient (ReLU / JumpReLU penalties)."""
-    dead_after_tokens: int | None = None
-    """A latent not fired for this many tokens is dead (feeds AuxK); None = the SAE config's value."""
+    dead_after_tokens: int = 10_000_000
+    """A latent that has not fired for this many training tokens counts as dead (AuxK trains those)."""
     freq_window_tokens: int = 1_000_000
     """Time constant, in tokens, of the running firing-frequency estimate."""
     max_grad_norm: float | None = None
@@ -84,6 +85,9 @@ class TrainConfig:
     """Compute dtype: "float32", or "bfloat16" (autocast; parameters and Adam state stay fp32)."""
     device: str | None = None
     """Device to train on (None: CUDA when present, else CPU)."""
+    threads: int | None = None
+    """CPU threads while training on the CPU (None: OMP_NUM_THREADS if set, else the cores not busy with
+    other work; see `common.free_cpu_threads`). Under torchrun each process uses 1."""
     log_every: int = 10
     """Collect metrics (and call the evaluator if eval_every allows) every N steps."""
     eval_every: int = 0
@@ -93,6 +97,10 @@ class TrainConfig:
         d = asdict(self)
         d["adam_betas"] = list(self.adam_betas)
         return d
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        """A copy with some fields changed."""
+        return dataclasses.replace(self, **changes)
 
     def check(self) -> None:
         """Raise a one-line InterplabError naming the bad field."""
@@ -184,11 +192,12 @@ def _save(ckpt: Checkpointer, step: int, tokens: int, sae: SAE, opt: torch.optim
 
 def _restore(ckpt: Checkpointer, sae: SAE, opt: torch.optim.Optimizer, tracker: DeadLatentTracker,
              source: Any) -> tuple[int, int, Iterator[Tensor]]:
-    """Load the newest checkpoint; return (step, tokens, batch iterator positioned after it)."""
-    path = ckpt.latest()
-    assert path is not None
-    tensors, meta = Checkpointer.load(path)
-    if meta["sae_config"] != sae.cfg.to_dict():
+    """Load the newest valid checkpoint; return (step, tokens, batch iterator positioned after it)."""
+    found = ckpt.latest_valid(required=("step", "tokens", "optimizer", "rng", "sae_config"))
+    if found is None:
+        raise InterplabError(f"no readable checkpoint in {ckpt.folder}; delete the folder to start over")
+    path, tensors, meta = found
+    if SAEConfig.from_dict(meta["sae_config"], source=f"{path} sae_config") != sae.cfg:
         raise InterplabError(f"checkpoint {path} belongs to a different SAE config; use a new run folder "
                              "or the same SAE settings to resume")
     sae.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("sae.")})
@@ -207,12 +216,34 @@ def _restore(ckpt: Checkpointer, sae: SAE, opt: torch.optim.Optimizer, tracker: 
     return step, int(meta["tokens"]), it
 
 
+_LOGGED = ("loss", "mse_loss", "sparsity_loss", "aux_loss", "l0")
+
+
 def _metrics(out: TrainOutput, tracker: DeadLatentTracker, step: int, tokens: int, lr: float,
-             scale: float) -> dict[str, float]:
-    m = {k: float(getattr(out, k).detach()) for k in ("loss", "mse_loss", "sparsity_loss", "aux_loss", "fvu", "l0")}
-    m.update(step=step, tokens=tokens, lr=lr, sparsity_scale=scale,
-             dead_fraction=float(tracker.dead_mask().float().mean()))
+             scale: float, info: distributed.DistInfo) -> dict[str, float]:
+    """The logged metrics of the global batch. Under torchrun every rank holds an equal slice, so batch
+    means are averaged over ranks; FVU is Σ squared error / Σ variance over ranks (the variances are
+    taken around each slice's own mean, which for slices of one shuffled batch differ negligibly)."""
+    with torch.no_grad():
+        values = [getattr(out, k).detach().float() for k in _LOGGED]
+        err = out.mse_loss.detach().float()  # Σ error² / rows of this slice
+        values += [err, err / out.fvu.detach().float().clamp_min(1e-30)]  # and Σ variance / rows
+        vec = distributed.sum_over_ranks(torch.stack(values), info) / info.world_size
+    m = dict(zip(_LOGGED, vec[: len(_LOGGED)].tolist(), strict=True))
+    err_mean, total_mean = vec[len(_LOGGED):].tolist()
+    m.update(fvu=err_mean / total_mean if total_mean > 0 else float("nan"), step=step, tokens=tokens, lr=lr,
+             sparsity_scale=scale, dead_fraction=float(tracker.dead_mask().float().mean()))
     return m
+
+
+def _check_finite(loss: Tensor, x_BD: Tensor, step: int) -> None:
+    """Stop with the step number when the loss is NaN/Inf, saying whether the data or the run is at fault."""
+    if bool(torch.isfinite(loss)):
+        return
+    if not bool(torch.isfinite(x_BD).all()):
+        raise InterplabError(f"training batch {step} holds NaN/Inf activations; rebuild the activation store "
+                             "(interplab cache --overwrite) or drop those rows")
+    raise InterplabError(f"training diverged: the loss is {float(loss)} at step {step}; lower --lr or check the data")
 
 
 def _run_evaluator(sae: SAE, evaluator: Evaluator) -> dict[str, float]:
@@ -255,10 +286,22 @@ def fit(
     cfg.check()
     info = distributed.current()
     device = get_device(cfg.device)
+    threads = torch.get_num_threads()
+    if device.type == "cpu":
+        torch.set_num_threads(1 if info.world_size > 1 else free_cpu_threads(cfg.threads))
+        log.info("training on cpu with %d thread(s)", torch.get_num_threads())
+    try:
+        return _fit(sae, batches, cfg, evaluator, checkpointer, on_step, info, device)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _fit(sae: SAE, batches: Iterator[Tensor], cfg: TrainConfig, evaluator: Evaluator | None,
+         checkpointer: Checkpointer | None, on_step: StepCallback | None, info: distributed.DistInfo,
+         device: torch.device) -> TrainResult:
     sae.to(device).train()
     opt = _adam(sae, cfg, device)
-    dead_after = cfg.dead_after_tokens if cfg.dead_after_tokens is not None else sae.cfg.dead_after_tokens
-    tracker = DeadLatentTracker(sae.cfg.d_sae, dead_after, cfg.freq_window_tokens, device)
+    tracker = DeadLatentTracker(sae.cfg.d_sae, cfg.dead_after_tokens, cfg.freq_window_tokens, device)
     if checkpointer is None and cfg.checkpoint_every > 0:
         checkpointer = Checkpointer(cfg.checkpoint_dir, cfg.checkpoint_every, cfg.keep_checkpoints)  # type: ignore[arg-type]
     source, start, tokens = batches, 0, 0
@@ -289,6 +332,10 @@ def fit(
         state = TrainState(sparsity_scale=scale, dead_mask_F=tracker.maybe_dead_mask(), freq_F=tracker.freq_F)
         with autocast:
             out = sae.training_forward(x_BD, state)
+        # On CPU reading the loss costs nothing, so every step is checked; on a GPU the read is a
+        # sync, so only logging steps are (a diverged run then stops within log_every steps).
+        if device.type == "cpu" or (step + 1) % cfg.log_every == 0:
+            _check_finite(out.loss, x_BD, step + 1)
         opt.zero_grad(set_to_none=True)
         out.loss.backward()
         _optimizer_step(sae, opt, cfg, info)
@@ -298,7 +345,7 @@ def fit(
         last = done == cfg.total_steps
         step_metrics: dict[str, float] = {}
         if done % cfg.log_every == 0 or last:
-            step_metrics = metrics = _metrics(out, tracker, done, tokens, lr, scale)
+            step_metrics = metrics = _metrics(out, tracker, done, tokens, lr, scale, info)
             if evaluator is not None and info.is_main and (last or (cfg.eval_every and done % cfg.eval_every == 0)):
                 step_metrics.update(_run_evaluator(sae, evaluator))
         if on_step is not None:

@@ -11,7 +11,7 @@ from interplab.autointerp.clients import LocalHFClient
 from interplab.autointerp.serve import serve_client
 from interplab.cli import app
 from interplab.common import InterplabError
-from interplab.saes import SAEConfig, make_sae, save_sae
+from interplab.saes import make_sae, sae_config, save_sae
 
 HOOK = "blocks.0.resid_post"
 
@@ -21,7 +21,7 @@ def test_explain_cli_with_model_sae_and_endpoint_writes_the_run_and_the_db(gpt2,
 
     torch.manual_seed(0)
     save_sae(
-        make_sae(SAEConfig(d_in=64, d_sae=16, architecture="topk", k=2)),
+        make_sae(sae_config("topk", d_in=64, d_sae=16, k=2)),
         tmp_path / "sae",
         metadata={"hook_name": HOOK},
     )
@@ -65,7 +65,7 @@ def test_explain_cli_with_model_sae_and_endpoint_writes_the_run_and_the_db(gpt2,
 def test_explain_cli_with_an_unreachable_endpoint_fails_in_one_line(gpt2_dir, tmp_path):
     torch.manual_seed(0)
     save_sae(
-        make_sae(SAEConfig(d_in=64, d_sae=8, architecture="topk", k=2)),
+        make_sae(sae_config("topk", d_in=64, d_sae=8, k=2)),
         tmp_path / "sae",
         metadata={"hook_name": HOOK},
     )

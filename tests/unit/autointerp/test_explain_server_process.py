@@ -13,13 +13,13 @@ import torch
 from typer.testing import CliRunner
 
 from interplab.cli import app
-from interplab.saes import SAEConfig, make_sae, save_sae
+from interplab.saes import make_sae, sae_config, save_sae
 
 
 @pytest.mark.slow
 def test_explain_against_an_explain_server_subprocess(gpt2_dir, tmp_path):
     torch.manual_seed(0)
-    sae = make_sae(SAEConfig(d_in=64, d_sae=16, architecture="topk", k=2))
+    sae = make_sae(sae_config("topk", d_in=64, d_sae=16, k=2))
     save_sae(sae, tmp_path / "sae", metadata={"hook_name": "blocks.0.resid_post"})
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
     cmd = [sys.executable, "-m", "interplab.cli", "explain-server", "--model", str(gpt2_dir), "--port", "0"]

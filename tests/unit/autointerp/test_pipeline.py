@@ -10,7 +10,7 @@ from interplab.autointerp.score import ScoreConfig
 from interplab.autointerp.serve import serve_client
 from interplab.common import InterplabError
 from interplab.data.corpus import load_demo_corpus
-from interplab.saes import SAEConfig, make_sae
+from interplab.saes import make_sae, sae_config
 
 HOOK = "blocks.0.resid_post"
 
@@ -18,7 +18,7 @@ HOOK = "blocks.0.resid_post"
 @pytest.fixture(scope="module")
 def sae():
     torch.manual_seed(0)
-    return make_sae(SAEConfig(d_in=64, d_sae=32, architecture="topk", k=2, metadata={"hook_name": HOOK}))
+    return make_sae(sae_config("topk", d_in=64, d_sae=32, k=2, metadata={"hook_name": HOOK}))
 
 
 @pytest.fixture(scope="module")

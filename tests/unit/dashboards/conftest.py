@@ -28,9 +28,10 @@ def gpt2_store(tiny_model_dir, tmp_path_factory) -> tuple[Path, Path]:
 def make_random_sae(folder: Path, d_in: int, d_sae: int, x_norm: float, arch: str = "relu", seed: int = 0) -> Path:
     """Save a random SAE whose pre-activations have unit scale on inputs of norm `x_norm`; b_enc is
     shifted so about a third of the (latent, token) pairs fire."""
-    from interplab.saes import SAEConfig, make_sae, save_sae
+    from interplab.saes import make_sae, save_sae
+    from sae_configs import config_for
 
-    sae = make_sae(SAEConfig(d_in=d_in, d_sae=d_sae, architecture=arch, k=8, seed=seed))
+    sae = make_sae(config_for(arch, d_in=d_in, d_sae=d_sae, k=8, seed=seed))
     gen = torch.Generator().manual_seed(seed + 1)
     with torch.no_grad():
         sae.W_enc.copy_(torch.randn(d_in, d_sae, generator=gen) / x_norm)

@@ -100,7 +100,7 @@ def test_wrong_d_in_is_a_one_line_error_and_leaves_the_database_untouched(gpt2_s
 def test_neurons_get_dashboards_of_the_raw_hook_dimensions(gpt2_store, tmp_path):
     model_dir, store = gpt2_store
     db_path = tmp_path / "d.db"
-    res = runner.invoke(app, _args(model_dir, store, db_path, "--neurons", "--window", "-1"))
+    res = runner.invoke(app, _args(model_dir, store, db_path, "--neurons", "--window", "none"))
     assert res.exit_code == 0, res.output
     db = DashboardDB(db_path)
     (rec,) = db.list_saes()

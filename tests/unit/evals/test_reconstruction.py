@@ -10,7 +10,7 @@ from sklearn.metrics import mean_squared_error, r2_score
 from interplab.evals import evaluate_sae, fvu, loss_recovered, loss_recovered_on_texts
 from interplab.models.interventions import capture
 from interplab.models.loading import load_model
-from interplab.saes import SAEConfig, make_sae
+from interplab.saes import make_sae, sae_config
 from interplab.training import TrainConfig, fit
 
 TEXTS = [
@@ -28,7 +28,7 @@ def test_streamed_fvu_and_mse_equal_sklearn_over_the_whole_set():
     gen = torch.Generator().manual_seed(0)
     x_ND = torch.randn(500, 6, generator=gen) * torch.arange(1, 7) + 3.0
     x_hat_ND = x_ND + 0.3 * torch.randn(500, 6, generator=gen)
-    sae = make_sae(SAEConfig(d_in=6, d_sae=6, architecture="relu"))
+    sae = make_sae(sae_config("relu", d_in=6, d_sae=6))
     with torch.no_grad():  # an SAE whose decode(encode(x)) is a known affine map, so x_hat is known
         sae.W_enc.copy_(torch.eye(6))
         sae.W_dec.copy_(torch.eye(6) * 0.5)
@@ -92,7 +92,7 @@ def test_trained_sae_recovers_part_of_the_loss(gpt2):
             gpt2.model(**batch)
     x_ND = acts[HOOK][batch["attention_mask"].bool()]
     d = x_ND.shape[-1]
-    sae = make_sae(SAEConfig(d_in=d, d_sae=4 * d, architecture="topk", k=16))
+    sae = make_sae(sae_config("topk", d_in=d, d_sae=4 * d, k=16))
     rows = [x_ND[torch.randperm(len(x_ND), generator=torch.Generator().manual_seed(i))[:64]] for i in range(150)]
     fit(sae, iter(rows), TrainConfig(total_steps=150, lr=3e-3, log_every=50))
     res = loss_recovered(gpt2, [batch], HOOK, sae=sae)

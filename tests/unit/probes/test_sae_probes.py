@@ -19,7 +19,7 @@ from interplab.probes.sae_probes import (
     select_latents,
     train_sparse_probe,
 )
-from interplab.saes.base import SAEConfig
+from interplab.saes import TopKConfig
 from interplab.saes.registry import make_sae
 
 PLANTED = 5
@@ -32,7 +32,7 @@ def planted_sae_data(n=300, d=16, seed=0):
     u_D /= u_D.norm()
     y = torch.arange(n) % 2
     X = torch.randn(n, d, generator=gen) + 2.0 * y[:, None] * u_D
-    sae = make_sae(SAEConfig(d_in=d, d_sae=64, k=8, seed=seed))
+    sae = make_sae(TopKConfig(d_in=d, d_sae=64, k=8, seed=seed))
     with torch.no_grad():
         sae.W_enc[:, PLANTED] = 3.0 * u_D
     return encode_latents(sae, X), y, sae, X

@@ -6,14 +6,15 @@ from __future__ import annotations
 import pytest
 import torch
 
-from interplab.saes import SAE_CLASSES, SAEConfig, TrainState, make_sae
+from interplab.saes import SAE_CLASSES, JumpReLUConfig, ReLUConfig, TrainState, make_sae, sae_config
 from interplab.saes.init import geometric_median, init_b_dec_geometric_median_
 from interplab.saes.jumprelu import JumpReLUFn, StepFn
 from interplab.saes.penalties import frequency_weighted_costs
+from sae_configs import config_for
 
 
 def test_relu_loss_is_mse_plus_decoder_norm_weighted_l1():
-    sae = make_sae(SAEConfig(d_in=6, d_sae=20, architecture="relu", l1_coeff=0.3, dtype="float64"))
+    sae = make_sae(ReLUConfig(d_in=6, d_sae=20, l1_coeff=0.3, dtype="float64"))
     with torch.no_grad():
         sae.W_dec.mul_(torch.rand(20, 1, dtype=torch.float64) * 3)
     x = torch.randn(11, 6, dtype=torch.float64)
@@ -47,8 +48,8 @@ def test_jumprelu_functions_follow_the_papers_pseudo_derivatives():
 
 def test_jumprelu_sae_threshold_gradient_goes_through_log_parameter():
     torch.manual_seed(0)
-    cfg = SAEConfig(d_in=6, d_sae=16, architecture="jumprelu", dtype="float64", jumprelu_bandwidth=0.5,
-                    jumprelu_init_threshold=0.2, l0_coeff=0.7)
+    cfg = JumpReLUConfig(d_in=6, d_sae=16, dtype="float64", bandwidth=0.5,
+                    init_threshold=0.2, l0_coeff=0.7)
     sae = make_sae(cfg)
     x = torch.randn(40, 6, dtype=torch.float64)
     out = sae.training_forward(x)
@@ -67,7 +68,7 @@ def test_jumprelu_sae_threshold_gradient_goes_through_log_parameter():
 
 def test_batchtopk_keeps_k_per_token_on_average_and_learns_a_threshold():
     torch.manual_seed(0)
-    sae = make_sae(SAEConfig(d_in=8, d_sae=64, k=4, architecture="batchtopk"))
+    sae = make_sae(sae_config("batchtopk", d_in=8, d_sae=64, k=4))
     x = torch.randn(32, 8)
     out = sae.training_forward(x)
     assert (out.latents_BF > 0).sum().item() == 4 * 32
@@ -98,9 +99,9 @@ def test_frequency_weighted_costs_fall_as_frequency_rises():
 @pytest.mark.parametrize("arch", ["relu", "jumprelu"])
 def test_frequency_weighting_changes_the_penalty_per_latent(arch):
     torch.manual_seed(0)
-    base = dict(d_in=6, d_sae=12, architecture=arch, dtype="float64", jumprelu_init_threshold=0.01)
-    plain = make_sae(SAEConfig(**base))
-    weighted = make_sae(SAEConfig(**base, freq_weighted_sparsity=True, freq_cost_min=0.0, freq_cost_max=1e6))
+    base = dict(d_in=6, d_sae=12, dtype="float64", init_threshold=0.01)
+    plain = make_sae(config_for(arch, **base))
+    weighted = make_sae(config_for(arch, **base, freq_weighted_sparsity=True, freq_cost_min=0.0, freq_cost_max=1e6))
     weighted.load_state_dict(plain.state_dict())
     x = torch.randn(30, 6, dtype=torch.float64)
     freq = torch.linspace(0.001, 0.5, 12, dtype=torch.float64)
@@ -128,7 +129,7 @@ def test_geometric_median_minimises_summed_distance():
                    options={"xatol": 1e-10, "fatol": 1e-10, "maxiter": 20000})
     assert obj(med.numpy()) <= ref.fun + 1e-6
     assert (med - pts.mean(0)).norm() > 1.0
-    sae = make_sae(SAEConfig(d_in=5, d_sae=10, k=2, dtype="float64"))
+    sae = make_sae(sae_config("topk", d_in=5, d_sae=10, k=2, dtype="float64"))
     init_b_dec_geometric_median_(sae, pts)
     torch.testing.assert_close(sae.b_dec.detach(), med)
 
@@ -138,8 +139,8 @@ def test_every_architecture_learns_synthetic_sparse_data(arch):
     torch.manual_seed(0)
     d_in, n_true = 16, 32
     dirs = torch.nn.functional.normalize(torch.randn(n_true, d_in), dim=-1)
-    cfg = SAEConfig(d_in=d_in, d_sae=64, k=4, architecture=arch, l1_coeff=0.05, l0_coeff=0.01,
-                    jumprelu_bandwidth=0.05, jumprelu_init_threshold=0.05)
+    cfg = config_for(arch, d_in=d_in, d_sae=64, k=4, l1_coeff=0.05, l0_coeff=0.01,
+                    bandwidth=0.05, init_threshold=0.05)
     sae = make_sae(cfg)
     opt = torch.optim.Adam(sae.parameters(), lr=1e-2)
 
@@ -163,7 +164,7 @@ def test_every_architecture_learns_synthetic_sparse_data(arch):
 @pytest.mark.parametrize("arch", sorted(SAE_CLASSES))
 def test_training_forward_runs_under_bf16_autocast_with_fp32_grads(arch):
     # The trainer wraps training_forward in bf16 autocast; master weights and grads stay fp32.
-    sae = make_sae(SAEConfig(d_in=16, d_sae=64, k=4, architecture=arch))
+    sae = make_sae(config_for(arch, d_in=16, d_sae=64, k=4))
     state = TrainState(dead_mask_F=torch.rand(64) < 0.3, freq_F=torch.rand(64) * 0.1)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         out = sae.training_forward(torch.randn(32, 16), state)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from interplab.saes import SAEConfig, TrainState, make_sae
+from interplab.saes import TopKConfig, TrainState, make_sae
 
 pytestmark = [
     pytest.mark.gpu,
@@ -18,9 +18,9 @@ pytestmark = [
 @pytest.mark.parametrize("d_sae", [4096, 16384])  # dense-tile and index_add dispatch branches
 def test_sparse_kernel_matches_dense_on_cuda(dtype, tied, d_sae):
     torch.manual_seed(0)
-    cfg = SAEConfig(d_in=384, d_sae=d_sae, k=32, dtype=dtype, tied=tied)
+    cfg = TopKConfig(d_in=384, d_sae=d_sae, k=32, dtype=dtype, tied=tied)
     fast = make_sae(cfg).cuda()
-    ref = make_sae(SAEConfig(**{**cfg.to_dict(), "sparse_kernel": False})).cuda()
+    ref = make_sae(cfg.replace(sparse_kernel=False)).cuda()
     with torch.no_grad():
         for p in fast.parameters():
             p.add_(torch.randn_like(p) * 0.01)

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 import torch
 from safetensors.torch import save_file
 
 from interplab.common import InterplabError
-from interplab.saes import SAE_CLASSES, SAEConfig, make_sae
+from interplab.saes import SAE_CLASSES, make_sae
 from interplab.saes.io import load_dictionary_learning, load_sae, load_sparsify, save_sae
+from sae_configs import config_for
 
 
 def _trained_like(arch: str, tied: bool = False, **kw) -> torch.nn.Module:
-    sae = make_sae(SAEConfig(d_in=12, d_sae=40, k=5, architecture=arch, tied=tied, **kw))
+    sae = make_sae(config_for(arch, d_in=12, d_sae=40, k=5, tied=tied, **kw))
     with torch.no_grad():
         for p in sae.parameters():
             p.add_(torch.randn_like(p) * 0.05)
@@ -193,6 +196,7 @@ def test_dictionary_learning_batchtopk_uses_its_global_threshold(tmp_path):
     p = tmp_path / "ae.safetensors"
     save_file({"encoder.weight": enc_w, "encoder.bias": enc_b, "decoder.weight": dec_w, "b_dec": b_dec,
                "k": torch.tensor(k), "threshold": torch.tensor(0.7)}, p)
+    (tmp_path / "config.json").write_text(json.dumps({"trainer": {"dict_class": "BatchTopKSAE", "k": k}}))
     sae = load_dictionary_learning(p)
     assert sae.cfg.architecture == "batchtopk"
     x = torch.randn(9, d)
@@ -201,6 +205,76 @@ def test_dictionary_learning_batchtopk_uses_its_global_threshold(tmp_path):
     torch.testing.assert_close(sae.encode(x), z_ref)
     save_sae(sae, tmp_path / "ours")
     torch.testing.assert_close(load_sae(tmp_path / "ours").encode(x), z_ref)
+
+
+def test_dictionary_learning_topk_with_a_trained_threshold_stays_per_token_topk(tmp_path):
+    """AutoEncoderTopK keeps a `threshold` buffer too, but encodes with per-token top-k: its config.json's
+    dict_class decides (the file was loaded as BatchTopK before, giving L0 far above k)."""
+    torch.manual_seed(0)
+    d, f, k = 10, 30, 4
+    enc_w, enc_b, dec_w, b_dec = torch.randn(f, d), torch.randn(f) * 0.1, torch.randn(d, f), torch.randn(d)
+    p = tmp_path / "ae.safetensors"
+    save_file({"encoder.weight": enc_w, "encoder.bias": enc_b, "decoder.weight": dec_w, "b_dec": b_dec,
+               "k": torch.tensor(k), "threshold": torch.tensor(0.01)}, p)
+    (tmp_path / "config.json").write_text(json.dumps({"trainer": {"dict_class": "AutoEncoderTopK", "k": k}}))
+    sae = load_dictionary_learning(p)
+    assert sae.cfg.architecture == "topk" and sae.cfg.k == k
+    x = torch.randn(64, d)
+    z_ref, _ = _topk_forward(x, enc_w.T, enc_b, dec_w.T, b_dec, k)
+    torch.testing.assert_close(sae.encode(x), z_ref)
+    assert (sae.encode(x) > 0).sum(-1).float().mean() <= k
+    (tmp_path / "config.json").write_text(json.dumps({"trainer": {"dict_class": "GatedAutoEncoder"}}))
+    with pytest.raises(InterplabError, match="dict_class 'GatedAutoEncoder'"):
+        load_dictionary_learning(p)
+
+
+def test_refused_pickle_message_gives_a_conversion_that_handles_non_contiguous_tensors(tmp_path):
+    """The one-liner printed for an ae.pt must work on real dictionary_learning state dicts, whose
+    encoder.weight is a transposed (non-contiguous) view of the decoder at init."""
+    dec = torch.randn(6, 12)
+    state = {"encoder.weight": dec.T, "decoder.weight": dec, "b_dec": torch.zeros(6), "encoder.bias": torch.zeros(12),
+             "k": torch.tensor(2), "threshold": torch.tensor(-1.0)}
+    assert not state["encoder.weight"].is_contiguous()
+    torch.save(state, tmp_path / "ae.pt")
+    with pytest.raises(InterplabError) as err:
+        load_sae(tmp_path / "ae.pt")
+    command = str(err.value).split('python -c "', 1)[1].rsplit('"', 1)[0]
+    subprocess.run([sys.executable, "-c", command], cwd=tmp_path, check=True)
+    assert load_sae(tmp_path / "ae.safetensors").cfg.architecture == "topk"
+
+
+def test_saved_cfg_marks_the_saelens_v6_layout_so_saelens_keeps_hook_and_model(tmp_path):
+    sae = make_sae(config_for("topk", d_in=12, d_sae=40, k=5))
+    save_sae(sae, tmp_path / "s", metadata={"hook_name": "blocks.3.resid_post", "model_name": "m"})
+    meta = json.loads((tmp_path / "s" / "cfg.json").read_text())["metadata"]
+    # SAELens' handle_config_defaulting treats a missing or < 6.0 version as a pre-6.0 file
+    assert meta["sae_lens_version"] >= "6" and meta["hook_name"] == "blocks.3.resid_post"
+
+
+def test_flipped_weight_bytes_are_refused_not_used(tmp_path):
+    folder = save_sae(make_sae(config_for("topk", d_in=12, d_sae=40, k=5)), tmp_path / "s")
+    weights = folder / "sae_weights.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-5] ^= 0xFF  # a byte inside the last tensor's data: safetensors itself still reads the file
+    weights.write_bytes(bytes(data))
+    with pytest.raises(InterplabError, match="does not match the sha256"):
+        load_sae(folder)
+
+
+def test_cfg_json_with_fields_of_the_wrong_type_gives_one_line_error(tmp_path):
+    folder = save_sae(make_sae(config_for("topk", d_in=12, d_sae=40, k=5)), tmp_path / "s")
+    cfg = json.loads((folder / "cfg.json").read_text())
+    cfg["interplab"]["d_sae"] = "40"
+    (folder / "cfg.json").write_text(json.dumps(cfg))
+    with pytest.raises(InterplabError, match="'d_sae' is '40'"):
+        load_sae(folder)
+    cfg["interplab"]["d_sae"], cfg["interplab"]["k"] = 40, "5"
+    (folder / "cfg.json").write_text(json.dumps(cfg))
+    with pytest.raises(InterplabError, match="'k' is '5'"):
+        load_sae(folder)
+    (folder / "cfg.json").write_text("{not json")
+    with pytest.raises(InterplabError, match="not valid JSON"):
+        load_sae(folder)
 
 
 def test_non_sae_safetensors_is_rejected_with_its_keys(tmp_path):

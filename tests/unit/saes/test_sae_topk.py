@@ -7,15 +7,15 @@ import pytest
 import torch
 
 from interplab.common import InterplabError
-from interplab.saes import SAEConfig, TrainState, make_sae, sparse_ops
+from interplab.saes import TopKConfig, TrainState, make_sae, sae_config, sparse_ops
 from interplab.saes.sparse_ops import sampled_dot, scatter_outer, scatter_outer_many
 
 
 def _pair(dtype: str, tied: bool = False, apply_b_dec: bool = True, **kw):
     """The same random SAE twice: sparse kernel and dense reference."""
-    cfg = SAEConfig(architecture="topk", dtype=dtype, tied=tied, apply_b_dec_to_input=apply_b_dec, **kw)
+    cfg = TopKConfig(dtype=dtype, tied=tied, apply_b_dec_to_input=apply_b_dec, **kw)
     fast = make_sae(cfg)
-    ref = make_sae(SAEConfig(**{**cfg.to_dict(), "sparse_kernel": False}))
+    ref = make_sae(cfg.replace(sparse_kernel=False))
     with torch.no_grad():  # move off the init so b_dec, b_enc matter
         for p in fast.parameters():
             p.add_(torch.randn_like(p) * 0.1)
@@ -167,7 +167,7 @@ def test_fused_kernel_gradients_when_the_loss_ignores_the_squared_error():
 
 
 def test_encode_keeps_exactly_k_largest_relu_values():
-    sae = make_sae(SAEConfig(d_in=10, d_sae=40, k=6))
+    sae = make_sae(TopKConfig(d_in=10, d_sae=40, k=6))
     x = torch.randn(7, 10)
     z = sae.encode(x)
     pre = sae.pre_acts(x)
@@ -179,7 +179,7 @@ def test_encode_keeps_exactly_k_largest_relu_values():
 
 
 def test_forward_works_on_batch_seq_inputs_and_training_reports_stats():
-    sae = make_sae(SAEConfig(d_in=8, d_sae=32, k=4))
+    sae = make_sae(TopKConfig(d_in=8, d_sae=32, k=4))
     out = sae(torch.randn(2, 5, 8))
     assert out.x_hat.shape == (2, 5, 8) and out.latents.shape == (2, 5, 32)
     x = torch.randn(64, 8)
@@ -192,8 +192,8 @@ def test_forward_works_on_batch_seq_inputs_and_training_reports_stats():
 
 
 def test_tied_weights_share_the_decoder_and_halve_the_matrices():
-    untied = make_sae(SAEConfig(d_in=8, d_sae=32, k=4))
-    tied = make_sae(SAEConfig(d_in=8, d_sae=32, k=4, tied=True))
+    untied = make_sae(TopKConfig(d_in=8, d_sae=32, k=4))
+    tied = make_sae(TopKConfig(d_in=8, d_sae=32, k=4, tied=True))
     assert untied.n_params() - tied.n_params() == 8 * 32
     assert "W_enc" not in dict(tied.named_parameters())
     torch.testing.assert_close(tied.W_enc, tied.W_dec.T)
@@ -203,24 +203,24 @@ def test_tied_weights_share_the_decoder_and_halve_the_matrices():
 
 
 def test_encoder_starts_as_scaled_decoder_transpose_with_unit_rows():
-    sae = make_sae(SAEConfig(d_in=16, d_sae=64, k=4))
-    torch.testing.assert_close(sae.W_enc, sae.encoder_init_scale * sae.W_dec.T)
-    assert 0 < sae.encoder_init_scale < 1  # TopK's default starts the encoder smaller
+    sae = make_sae(TopKConfig(d_in=16, d_sae=64, k=4))
+    torch.testing.assert_close(sae.W_enc, sae.cfg.init_encoder_scale * sae.W_dec.T)
+    assert 0 < sae.cfg.init_encoder_scale < 1  # TopK's default starts the encoder smaller
     torch.testing.assert_close(sae.decoder_norms(), torch.ones(64))
 
 
-@pytest.mark.parametrize("arch, default", [("topk", None), ("relu", 1.0)])
+@pytest.mark.parametrize("arch, default", [("topk", 0.5), ("batchtopk", 0.5), ("relu", 1.0), ("jumprelu", 1.0)])
 def test_init_encoder_scale_in_the_config_overrides_the_architecture_default(arch, default):
-    base = make_sae(SAEConfig(d_in=16, d_sae=64, architecture=arch))
-    if default is not None:
-        assert base.encoder_init_scale == default
-    sae = make_sae(SAEConfig(d_in=16, d_sae=64, architecture=arch, init_encoder_scale=0.25))
+    base = make_sae(sae_config(arch, d_in=16, d_sae=64))
+    assert base.cfg.init_encoder_scale == default
+    torch.testing.assert_close(base.W_enc, default * base.W_dec.T)
+    sae = make_sae(sae_config(arch, d_in=16, d_sae=64, init_encoder_scale=0.25))
     torch.testing.assert_close(sae.W_enc, 0.25 * sae.W_dec.T)
     torch.testing.assert_close(sae.W_dec, base.W_dec)  # the decoder does not depend on it
 
 
 def test_gradient_projection_removes_the_radial_component():
-    sae = make_sae(SAEConfig(d_in=8, d_sae=16, k=3, dtype="float64"))
+    sae = make_sae(TopKConfig(d_in=8, d_sae=16, k=3, dtype="float64"))
     with torch.no_grad():
         sae.W_dec.mul_(torch.rand(16, 1, dtype=torch.float64) + 0.5)
     sae.training_forward(torch.randn(20, 8, dtype=torch.float64)).loss.backward()
@@ -236,7 +236,7 @@ def test_gradient_projection_removes_the_radial_component():
 
 
 def test_auxk_gives_dead_latents_gradient():
-    sae = make_sae(SAEConfig(d_in=8, d_sae=64, k=2, k_aux=4))
+    sae = make_sae(TopKConfig(d_in=8, d_sae=64, k=2, k_aux=4))
     x = torch.randn(32, 8)
     with torch.no_grad():
         live = sae.training_forward(x).fire_counts_F > 0
@@ -247,10 +247,12 @@ def test_auxk_gives_dead_latents_gradient():
 
 def test_bad_inputs_raise_clear_errors():
     with pytest.raises(InterplabError, match="k <= d_sae"):
-        make_sae(SAEConfig(d_in=4, d_sae=8, k=9))
+        make_sae(TopKConfig(d_in=4, d_sae=8, k=9))
     with pytest.raises(InterplabError, match="unknown SAE architecture"):
-        make_sae(SAEConfig(d_in=4, d_sae=8, architecture="nope"))
-    sae = make_sae(SAEConfig(d_in=4, d_sae=8, k=2))
+        sae_config("nope", d_in=4, d_sae=8)
+    with pytest.raises(InterplabError, match="l1_coeff"):  # a ReLU field is not silently dropped
+        sae_config("topk", d_in=4, d_sae=8, l1_coeff=1.0)
+    sae = make_sae(TopKConfig(d_in=4, d_sae=8, k=2))
     with pytest.raises(InterplabError, match="d_in=4"):
         sae.encode(torch.randn(3, 5))
     with pytest.raises(InterplabError, match="dead_mask_F"):

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from interplab.cli import app
 from interplab.common import InterplabError
-from interplab.saes import SAEConfig, make_sae, save_sae
+from interplab.saes import make_sae, sae_config, save_sae
 from interplab.steering.vectors import load_vector
 
 HOOK = "blocks.1.resid_post"
@@ -123,7 +123,7 @@ def test_build_from_pairs_then_sweep_and_generate(tiny_model_dir, tmp_path):
 def test_build_from_an_sae_latent_and_compare_vectors(tmp_path):
     torch.manual_seed(0)
     save_sae(
-        make_sae(SAEConfig(d_in=64, d_sae=8, architecture="relu")),
+        make_sae(sae_config("relu", d_in=64, d_sae=8)),
         tmp_path / "sae",
         metadata={"hook_name": HOOK},
     )

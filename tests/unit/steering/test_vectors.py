@@ -5,7 +5,7 @@ import torch
 
 from interplab.common import InterplabError
 from interplab.models import run_to_capture
-from interplab.saes import SAEConfig, make_sae
+from interplab.saes import make_sae, sae_config
 from interplab.steering.vectors import (
     ContrastConfig,
     ContrastPair,
@@ -58,7 +58,7 @@ def test_answer_pooling_without_a_prompt_is_a_one_line_error(gpt2):
 
 
 def test_sae_latent_vector_is_the_unit_decoder_row_at_the_sae_hook():
-    sae = make_sae(SAEConfig(d_in=64, d_sae=16, architecture="relu", metadata={"hook_name": HOOK}))
+    sae = make_sae(sae_config("relu", d_in=64, d_sae=16, metadata={"hook_name": HOOK}))
     vec = from_sae_latent(sae, 3)
     row = sae.W_dec[3].detach()
     torch.testing.assert_close(vec.vector_D, row / row.norm())

@@ -15,7 +15,7 @@ import torch
 from safetensors.torch import save_file
 
 from interplab.data.synthetic import ToyFeatureConfig, ToyFeatureSource
-from interplab.saes import SAE, SAEConfig, make_sae
+from interplab.saes import SAE, make_sae, sae_config
 from interplab.training import TrainConfig, distributed, fit
 
 D_IN, D_SAE, BATCH = 16, 48, 64
@@ -25,9 +25,10 @@ def train(out: Path, steps: int, ckpt_every: int = 0, resume: bool = False, slee
           arch: str = "topk") -> SAE:
     source = ToyFeatureSource(ToyFeatureConfig(n_features=32, d=D_IN, mean_active=3, batch_size=BATCH, seed=3))
     # dead_after_tokens small enough that AuxK switches on during these few steps
-    sae = make_sae(SAEConfig(d_in=D_IN, d_sae=D_SAE, architecture=arch, k=4, l1_coeff=0.3,
-                             dead_after_tokens=5 * BATCH))
+    knobs = {"topk": {"k": 4}, "batchtopk": {"k": 4}, "relu": {"l1_coeff": 0.3}}.get(arch, {})
+    sae = make_sae(sae_config(arch, d_in=D_IN, d_sae=D_SAE, **knobs))
     cfg = TrainConfig(total_steps=steps, batch_size=BATCH, lr=3e-3, lr_warmup_steps=5, lr_decay="cosine",
+                      dead_after_tokens=5 * BATCH,
                       sparsity_warmup_steps=10, checkpoint_every=ckpt_every,
                       checkpoint_dir=str(out / "ckpt") if ckpt_every else None, resume=resume, log_every=5)
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import random
 
 import numpy as np
+import pytest
 import torch
 
+from interplab.common import InterplabError
 from interplab.training.checkpoint import (
     Checkpointer,
     load_optimizer_state_flat,
@@ -67,3 +69,28 @@ def test_half_written_folder_is_ignored_and_old_checkpoints_are_pruned(tmp_path)
     tensors, meta = Checkpointer.load(ck.latest())
     assert meta["step"] == 6 and torch.equal(tensors["x"], torch.full((2,), 6.0))
     assert ck.should_save(4) and not ck.should_save(5) and not ck.should_save(0)
+
+
+def test_damaged_newest_checkpoint_is_skipped_for_the_one_before(tmp_path):
+    ck = Checkpointer(tmp_path, every=2, keep=2)
+    for step in (2, 4):
+        ck.save(step, {"x": torch.full((64,), float(step))}, {"step": step})
+    newest = ck.latest() / "tensors.safetensors"
+    data = bytearray(newest.read_bytes())
+    data[-3] ^= 0xFF  # inside the tensor data: the file still parses, only the checksum tells
+    newest.write_bytes(bytes(data))
+    with pytest.raises(InterplabError, match="does not match its sha256"):
+        Checkpointer.load(ck.latest())
+    path, tensors, meta = ck.latest_valid()
+    assert path.name == "step_00000002" and meta["step"] == 2 and torch.equal(tensors["x"], torch.full((64,), 2.0))
+
+
+def test_state_json_missing_keys_or_invalid_is_a_one_line_error(tmp_path):
+    ck = Checkpointer(tmp_path, every=1)
+    path = ck.save(1, {"x": torch.zeros(2)}, {"step": 1})
+    with pytest.raises(InterplabError, match=r"lacks \['tokens'\]"):
+        Checkpointer.load(path, required=("step", "tokens"))
+    (path / "state.json").write_text("{oops")
+    with pytest.raises(InterplabError, match="not valid JSON"):
+        Checkpointer.load(path)
+    assert ck.latest_valid() is None

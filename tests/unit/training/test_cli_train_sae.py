@@ -15,12 +15,13 @@ from interplab.saes import load_sae
 from interplab.training.metrics_log import JsonlMetrics
 
 runner = CliRunner()
-SYNTH = ["--synthetic", "--n-features", "32", "--d-in", "16", "--mean-active", "3", "--d-sae", "48", "--k", "4",
-         "--batch-size", "64", "--lr", "3e-3", "--log-every", "5", "--eval-batches", "4"]
+DATA = ["--synthetic", "--n-features", "32", "--d-in", "16", "--mean-active", "3", "--d-sae", "48",
+        "--batch-size", "64", "--lr", "3e-3", "--log-every", "5", "--eval-batches", "4"]
+SYNTH = [*DATA, "--k", "4"]
 
 
-def _train(out, *extra: str):
-    return runner.invoke(app, ["train-sae", "--out", str(out), *SYNTH, *extra])
+def _train(out, *extra: str, data: list[str] = SYNTH):
+    return runner.invoke(app, ["train-sae", "--out", str(out), *data, *extra])
 
 
 def test_synthetic_run_writes_config_metrics_sae_eval_and_figures(tmp_path):
@@ -46,25 +47,58 @@ def test_synthetic_run_writes_config_metrics_sae_eval_and_figures(tmp_path):
     assert again["fvu"] == pytest.approx(ev["fvu"]) and again["mmcs"] == pytest.approx(ev["mmcs"])
 
 
-def test_resume_after_losing_the_last_checkpoint_gives_the_uninterrupted_result(tmp_path):
+def test_rerun_after_a_kill_continues_to_the_uninterrupted_result(tmp_path):
     full, cut = tmp_path / "full", tmp_path / "cut"
     assert _train(full, "--steps", "20", "--checkpoint-every", "10").exit_code == 0
     assert _train(cut, "--steps", "20", "--checkpoint-every", "10").exit_code == 0
-    # what a kill between step 10 and 20 leaves: the step-10 checkpoint, no final SAE
+    # what a kill between step 10 and 20 leaves: the step-10 checkpoint, no final SAE, no done.json
     shutil.rmtree(cut / "checkpoints" / "step_00000020")
     shutil.rmtree(cut / "sae")
+    (cut / "done.json").unlink()
 
-    refused = _train(cut, "--steps", "20", "--checkpoint-every", "10")
-    assert isinstance(refused.exception, InterplabError) and "--resume" in str(refused.exception)
     changed = _train(cut, "--steps", "30", "--checkpoint-every", "10", "--resume")
     assert isinstance(changed.exception, InterplabError) and "different settings" in str(changed.exception)
+    changed = _train(cut, "--steps", "30", "--checkpoint-every", "10")
+    assert isinstance(changed.exception, InterplabError) and "--overwrite" in str(changed.exception)
 
-    res = _train(cut, "--steps", "20", "--checkpoint-every", "10", "--resume")
+    # the identical command continues the unfinished run, --resume or not (a failed run never blocks it)
+    res = _train(cut, "--steps", "20", "--checkpoint-every", "10")
     assert res.exit_code == 0, res.output
     a, b = load_sae(full / "sae"), load_sae(cut / "sae")
     for (name, x), y in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
         assert torch.equal(x, y), name
     assert JsonlMetrics.read(cut / "metrics.jsonl") == JsonlMetrics.read(full / "metrics.jsonl")
+
+    # a finished run is reused, not retrained; --overwrite trains a different one in its place
+    again = _train(cut, "--steps", "20", "--checkpoint-every", "10")
+    assert again.exit_code == 0 and "reused" in again.output
+    res = _train(cut, "--steps", "10", "--checkpoint-every", "10", "--overwrite")
+    assert res.exit_code == 0 and json.loads((cut / "config.json").read_text())["train"]["total_steps"] == 10
+
+
+def test_a_field_the_architecture_lacks_is_refused_not_ignored(tmp_path):
+    res = _train(tmp_path / "r", "--steps", "2", "--arch", "jumprelu", "--l1-coeff", "0.5", data=DATA)
+    assert isinstance(res.exception, InterplabError) and "--l1-coeff does not apply to --arch jumprelu" in str(res.exception)
+    assert not (tmp_path / "r").exists()
+    res = _train(tmp_path / "j", "--steps", "4", "--arch", "jumprelu", "--l0-coeff", "0.2", "--bandwidth", "0.01",
+                 data=DATA)
+    assert res.exit_code == 0, res.output
+    sae = load_sae(tmp_path / "j" / "sae")
+    assert (sae.cfg.l0_coeff, sae.cfg.bandwidth) == (0.2, 0.01)
+
+
+def test_help_lists_every_config_field_of_every_architecture():
+    import dataclasses
+
+    from interplab.saes import SAE_CLASSES
+
+    text = runner.invoke(app, ["train-sae", "--help"], env={"COLUMNS": "300"}).output
+    for cls in SAE_CLASSES.values():
+        for f in dataclasses.fields(cls.config_class):
+            if f.name in ("d_in", "seed", "metadata"):
+                continue  # set by the data and by --seed
+            flag = "--sae-dtype" if f.name == "dtype" else "--" + f.name.replace("_", "-")
+            assert flag in text, flag
 
 
 def test_store_training_and_ce_kl_eval_on_a_tiny_gpt2(tmp_path, tiny_model_dir):

@@ -7,7 +7,7 @@ import torch
 
 from interplab.data.synthetic import ToyFeatureConfig, ToyFeatureSource
 from interplab.evals import per_feature_recovery
-from interplab.saes import SAEConfig, make_sae
+from interplab.saes import make_sae, sae_config
 from interplab.training import TrainConfig, fit
 
 TOY = ToyFeatureConfig(n_features=64, d=32, mean_active=3, decay_ratio=0.1, batch_size=256, seed=0)
@@ -16,16 +16,17 @@ TOY = ToyFeatureConfig(n_features=64, d=32, mean_active=3, decay_ratio=0.1, batc
 @pytest.mark.parametrize(
     "sae_cfg",
     [
-        # k a little above the mean number of active features; AuxK revives latents dead for 80 steps
-        SAEConfig(d_in=32, d_sae=128, architecture="topk", k=3, dead_after_tokens=20_000),
-        SAEConfig(d_in=32, d_sae=128, architecture="relu", l1_coeff=0.3),
+        # k a little above the mean number of active features
+        sae_config("topk", d_in=32, d_sae=128, k=3),
+        sae_config("relu", d_in=32, d_sae=128, l1_coeff=0.3),
     ],
     ids=["topk", "relu"],
 )
 def test_sae_recovers_ground_truth_directions(sae_cfg):
     source = ToyFeatureSource(TOY)
     sae = make_sae(sae_cfg)
-    fit(sae, source, TrainConfig(total_steps=500, lr=3e-3, log_every=100))
+    # AuxK revives latents dead for 80 steps
+    fit(sae, source, TrainConfig(total_steps=500, lr=3e-3, log_every=100, dead_after_tokens=20_000))
     rec = per_feature_recovery(source.features_FD, sae.W_dec)
     assert rec.mmcs >= 0.95, f"MMCS {rec.mmcs:.3f}"
     # a random dictionary of the same size is far below: the score measures learning, not luck

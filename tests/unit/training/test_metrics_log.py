@@ -23,8 +23,19 @@ def test_resume_drops_lines_after_the_checkpoint_and_skips_a_torn_last_line(tmp_
     with path.open("a") as f:
         f.write('{"step": 20, "lo')  # a kill in the middle of a write
     assert [r["step"] for r in JsonlMetrics.read(path)] == [5, 10, 15]
-    JsonlMetrics(path, resume_step=10)(15, {"loss": 0.5})
+    JsonlMetrics(path, resume=True)(15, {"loss": 0.5})  # resumed from the step-10 checkpoint
     assert JsonlMetrics.read(path) == [{"step": 5, "loss": 5.0}, {"step": 10, "loss": 10.0}, {"step": 15, "loss": 0.5}]
+
+
+def test_resume_after_a_torn_line_keeps_the_next_line_whole(tmp_path):
+    path = tmp_path / "m.jsonl"
+    log = JsonlMetrics(path)
+    for step in (5, 10):
+        log(step, {"loss": float(step)})
+    with path.open("a") as f:
+        f.write('{"step": 15, "lo')  # killed while writing step 15, resumed from a step-10 checkpoint... at 15
+    JsonlMetrics(path, resume=True)(15, {"loss": 1.5})
+    assert [r["step"] for r in JsonlMetrics.read(path)] == [5, 10, 15]
 
 
 def test_a_fresh_run_starts_an_empty_file(tmp_path):

@@ -15,6 +15,7 @@ import torch
 from safetensors.torch import load_file
 
 from interplab.common import InterplabError
+from interplab.training.metrics_log import JsonlMetrics
 from interplab.training import distributed
 
 SCRIPT = Path(__file__).with_name("_run_training.py")
@@ -104,6 +105,11 @@ def test_train_sae_command_under_torchrun_matches_one_process_and_rank0_writes_t
         torch.testing.assert_close(b[name], a[name], atol=1e-5, rtol=1e-4, msg=name)
     steps = [line for line in (two / "metrics.jsonl").read_text().splitlines() if line.strip()]
     assert len(steps) == 3  # steps 4, 8, 12 logged once, by rank 0 only
+    # the logged numbers are the global batch's (all-reduced), not rank 0's half-batch
+    for m1, m2 in zip(JsonlMetrics.read(one / "metrics.jsonl"), JsonlMetrics.read(two / "metrics.jsonl"), strict=True):
+        for key in ("loss", "mse_loss", "aux_loss", "l0"):
+            assert m2[key] == pytest.approx(m1[key], rel=1e-4, abs=1e-6), (m1["step"], key)
+        assert m2["fvu"] == pytest.approx(m1["fvu"], rel=0.02)  # variance around each half's mean
 
 
 def test_each_rank_takes_its_own_contiguous_slice_of_the_global_batch():

@@ -8,14 +8,15 @@ import torch
 from interplab.common import InterplabError
 from interplab.data.synthetic import ToyFeatureConfig, ToyFeatureSource
 from interplab.evals import evaluate_sae
-from interplab.saes import SAEConfig, make_sae
+from interplab.saes import make_sae, sae_config
 from interplab.training import Checkpointer, DeadLatentTracker, TrainConfig, fit
+from sae_configs import config_for
 
 TOY = ToyFeatureConfig(n_features=32, d=16, mean_active=3, batch_size=64, seed=1)
 
 
 def _sae(arch: str = "topk", **kw):
-    return make_sae(SAEConfig(d_in=16, d_sae=48, architecture=arch, k=4, l1_coeff=0.3, **kw))
+    return make_sae(config_for(arch, d_in=16, d_sae=48, k=4, l1_coeff=0.3, **kw))
 
 
 def _eval(sae) -> float:
@@ -52,7 +53,7 @@ def test_plain_iterator_resume_skips_consumed_batches_and_matches_uninterrupted(
 def test_resume_refuses_a_checkpoint_of_a_different_sae(tmp_path):
     cfg = TrainConfig(total_steps=4, checkpoint_every=2, checkpoint_dir=str(tmp_path), log_every=2)
     fit(_sae("topk"), ToyFeatureSource(TOY), cfg)
-    other = make_sae(SAEConfig(d_in=16, d_sae=48, architecture="topk", k=8))
+    other = make_sae(sae_config("topk", d_in=16, d_sae=48, k=8))
     with pytest.raises(InterplabError, match="different SAE config"):
         fit(other, ToyFeatureSource(TOY), TrainConfig(total_steps=8, checkpoint_every=2,
                                                       checkpoint_dir=str(tmp_path), resume=True))

@@ -18,7 +18,7 @@ from fake_dashboard_rows import synthetic_batch
 from interplab.cli import app as cli_app
 from interplab.dashboards.db import DashboardDB, SaeRecord
 from interplab.models.loading import load_model
-from interplab.saes import SAEConfig, make_sae
+from interplab.saes import make_sae, sae_config
 from interplab.saes.io import load_sae, save_sae
 from interplab.steering import (
     GenerationSettings,
@@ -110,7 +110,7 @@ def encoder_client(tmp_path_factory, tiny_model_dir) -> TestClient:
     """A database whose only SAE reads a (tiny, random) BERT encoder."""
     tmp = tmp_path_factory.mktemp("steer_encoder")
     torch.manual_seed(0)
-    folder = save_sae(make_sae(SAEConfig(d_in=64, d_sae=16, architecture="topk", k=4)), tmp / "sae",
+    folder = save_sae(make_sae(sae_config("topk", d_in=64, d_sae=16, k=4)), tmp / "sae",
                       metadata={"hook_name": HOOK})
     db = DashboardDB(tmp / "dash.db")
     sae_id = db.upsert_sae(SaeRecord(name="bert sae", path=str(folder), model=str(tiny_model_dir("bert")),
