@@ -15,8 +15,8 @@ import torch
 from safetensors.torch import load_file
 
 from interplab.common import InterplabError
-from interplab.training.metrics_log import JsonlMetrics
 from interplab.training import distributed
+from interplab.training.metrics_log import JsonlMetrics
 
 SCRIPT = Path(__file__).with_name("_run_training.py")
 sys.path.insert(0, str(SCRIPT.parent))
