@@ -52,13 +52,14 @@ class Overrides:
     """CLI settings applied on top of every preset's defaults (None keeps the preset's own value)."""
 
     steps: int | None = None
-    """Training steps."""
+    """Training steps for every preset (None: each preset's own)."""
     restarts: int | None = None
-    """Restarts per condition."""
+    """Restarts per condition, the lowest-loss one kept (None: each preset's own; more restarts reach
+    the regular polygons more reliably)."""
     seed: int = 0
-    """Seed for init and data."""
+    """Seed for weight init and synthetic data."""
     device: str | None = None
-    """Device for training."""
+    """Device for training (None: CUDA when present, else CPU)."""
 
 
 def preset_config(name: str, ov: Overrides) -> Any:
@@ -217,10 +218,12 @@ def run_presets(
     out: str | Path,
     ov: Overrides,
     progress_for: Callable[[str], Progress | None] | None = None,
+    overwrite: bool = False,
 ) -> Path:
-    """Run the named presets into `out` and write config.json, metrics.jsonl, index.json; return `out`."""
+    """Run the named presets into `out` and write config.json, metrics.jsonl, index.json; return `out`.
+    A folder holding a finished report is replaced only with `overwrite`."""
     configs = {name: preset_config(name, ov) for name in names}  # bad names fail before anything is written
-    out = start_report(out, overwrite=True)  # a rerun replaces the folder's previous run, as it always did
+    out = start_report(out, overwrite=overwrite)
     write_text_atomic(out / "config.json", json.dumps({n: asdict(c) for n, c in configs.items()}, indent=2))
     index = ReportIndex(title=f"Toy models of superposition: {', '.join(names)}", kind="toy",
                         summary={"presets": ", ".join(names)})

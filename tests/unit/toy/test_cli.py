@@ -80,3 +80,14 @@ def test_unknown_preset_is_a_one_line_error(tmp_path):
     assert isinstance(result.exception, InterplabError)
     assert "intro, sweep, phase, dimensionality" in str(result.exception)
     assert not (tmp_path / "x").exists()
+
+
+def test_a_second_run_into_a_finished_report_needs_overwrite(run_dir):
+    again = _invoke("--preset", "intro", "--out", str(run_dir), "--steps", "5", "--restarts", "1")
+    assert isinstance(again.exception, InterplabError) and "--overwrite" in str(again.exception)
+    assert json.loads((run_dir / "index.json").read_text())["summary"]["presets"] != "intro"  # untouched
+
+
+def test_help_shows_what_each_unset_default_means():
+    text = CliRunner().invoke(app, ["toy", "--help"], env={"COLUMNS": "200"}).output
+    assert "each preset's own" in text and "CUDA when present" in text
