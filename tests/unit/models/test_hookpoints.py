@@ -4,8 +4,8 @@ import torch
 from interplab.common import InterplabError
 from interplab.models import capture, hook_names, load_model, resolve_hook
 
-FAMILIES = ["gpt2", "gpt_neox", "llama", "bert"]
-PRE_LN = {"gpt2", "gpt_neox", "llama"}  # their last hidden_states entry is after the final norm
+FAMILIES = ["gpt2", "gpt_neox", "llama", "gemma3", "bert"]
+PRE_LN = {"gpt2", "gpt_neox", "llama", "gemma3"}  # their last hidden_states entry is after the final norm
 
 
 @pytest.fixture(scope="module", params=FAMILIES)
