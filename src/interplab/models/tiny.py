@@ -15,6 +15,8 @@ from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers,
 from transformers import (
     BertConfig,
     BertForMaskedLM,
+    Gemma3ForCausalLM,
+    Gemma3TextConfig,
     GPT2Config,
     GPT2LMHeadModel,
     GPTNeoXConfig,
@@ -27,7 +29,7 @@ from transformers import (
 
 from interplab.common import InterplabError
 
-TINY_FAMILIES = ("gpt2", "gpt_neox", "llama", "bert")
+TINY_FAMILIES = ("gpt2", "gpt_neox", "llama", "gemma3", "bert")
 
 _FALLBACK_TEXT = [
     "The cat sat on the mat while the dog slept by the door.",
@@ -112,11 +114,34 @@ def _tiny_model(family: str, vocab: int, n_layers: int, d_model: int, n_ctx: int
             pad_token_id=tokenizer.pad_token_id,
         )
         return LlamaForCausalLM(llama_cfg)
+    if family == "gemma3":
+        # head_dim set explicitly (Gemma's default is 256); local (4-token window) and global layers
+        # alternate, so both kinds run on short test sentences.
+        layer_types = ["sliding_attention" if i % 2 == 0 else "full_attention" for i in range(n_layers)]
+        gemma_cfg = Gemma3TextConfig(
+            vocab_size=vocab, hidden_size=d_model, num_hidden_layers=n_layers, num_attention_heads=heads,
+            num_key_value_heads=heads // 2, head_dim=d_model // heads, intermediate_size=2 * d_model,
+            max_position_embeddings=n_ctx, sliding_window=4, layer_types=layer_types,
+            query_pre_attn_scalar=d_model // heads,
+            bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+        )
+        return _randomize_norms(Gemma3ForCausalLM(gemma_cfg))
     bert_cfg = BertConfig(
         vocab_size=vocab, hidden_size=d_model, num_hidden_layers=n_layers, num_attention_heads=heads,
         intermediate_size=4 * d_model, max_position_embeddings=n_ctx, pad_token_id=tokenizer.pad_token_id,
     )
     return BertForMaskedLM(bert_cfg)
+
+
+def _randomize_norms(model: PreTrainedModel) -> PreTrainedModel:
+    """Gemma's RMSNorms scale by (1 + weight) with weight initialised to 0; random weights make every norm
+    visible, so a hook that reads before a norm instead of after it fails the tests."""
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if name.endswith("norm.weight"):
+                param.normal_(0.0, 0.5)
+    return model
 
 
 def build_tiny_model(

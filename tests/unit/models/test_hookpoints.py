@@ -4,8 +4,8 @@ import torch
 from interplab.common import InterplabError
 from interplab.models import capture, hook_names, load_model, resolve_hook
 
-FAMILIES = ["gpt2", "gpt_neox", "llama", "bert"]
-PRE_LN = {"gpt2", "gpt_neox", "llama"}  # their last hidden_states entry is after the final norm
+FAMILIES = ["gpt2", "gpt_neox", "llama", "gemma3", "bert"]
+PRE_LN = {"gpt2", "gpt_neox", "llama", "gemma3"}  # their last hidden_states entry is after the final norm
 
 
 @pytest.fixture(scope="module", params=FAMILIES)
@@ -76,3 +76,23 @@ def test_module_path_is_accepted_as_generic_hook(loaded):
     with capture(loaded.model, path) as acts:
         loaded.model(**_batch(loaded))
     assert acts[path].shape[:2] == _batch(loaded)["input_ids"].shape
+
+
+def test_gemma2_uses_the_gemma3_table_and_its_sublayer_outputs_add_up():
+    from transformers import Gemma2Config, Gemma2ForCausalLM
+
+    torch.manual_seed(0)
+    cfg = Gemma2Config(
+        vocab_size=64, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+        head_dim=8, intermediate_size=64, query_pre_attn_scalar=8, sliding_window=4,
+    )
+    model = Gemma2ForCausalLM(cfg).eval()
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if name.endswith("norm.weight"):
+                param.normal_(0.0, 0.5)  # zeros by default: (1 + w) would hide a hook placed before a norm
+    hooks = ["blocks.1.resid_pre", "blocks.1.attn_out", "blocks.1.mlp_out", "blocks.1.resid_post"]
+    with capture(model, hooks) as acts, torch.no_grad():
+        model(input_ids=torch.randint(0, 64, (2, 7)))
+    update = acts["blocks.1.resid_post"] - acts["blocks.1.resid_pre"]
+    torch.testing.assert_close(update, acts["blocks.1.attn_out"] + acts["blocks.1.mlp_out"], atol=1e-5, rtol=1e-4)
