@@ -16,8 +16,6 @@ def test_interplab_imports_point_down_the_layers() -> None:
     assert not violations, "layer contract broken:\n" + "\n".join(map(str, violations))
 
 
-@pytest.mark.xfail(strict=True, reason="web/live.py imports models.loading._is_causal_config until the models "
-                                       "branch makes it public; then delete this mark")
 def test_no_package_imports_another_packages_private_names() -> None:
     violations = private_imports(SRC)
     assert not violations, "\n".join(map(str, violations))
