@@ -1,0 +1,61 @@
+"""The report stages of `analyze`: toy model, probe study, steering sweep, explanations.
+
+Each writes one report folder (listed by the web UI) and returns its headline numbers.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from interplab.data.contrast_sets import SENTIMENT
+from interplab.models.loading import LoadedModel
+from interplab.saes import load_sae
+
+if TYPE_CHECKING:
+    from interplab.pipelines.analyze import AnalyzeConfig, HookResult
+
+
+def toy_report(out: Path, seed: int) -> dict[str, Any]:
+    """The intro preset of Toy Models of Superposition (n=5 features in m=2 dimensions)."""
+    from interplab.toy.runner import Overrides, run_presets
+
+    run_presets(["intro"], out, Overrides(seed=seed), overwrite=True)
+    return {"report": str(out)}
+
+
+def probe_report(lm: LoadedModel, hr: HookResult, out: Path, cfg: AnalyzeConfig) -> dict[str, Any]:
+    """Residual-stream vs SAE-feature probes on the built-in answerability data, at the first hook's layer."""
+    from interplab.probes.study import ProbeStudyConfig, run_probe_study
+
+    layer = int(hr.hook.split(".")[1])
+    study = ProbeStudyConfig(layers=sorted({max(0, layer - 2), layer}), site=cfg.site,
+                             datasets=["equations", "celebrity"], n_per_dataset=80, seed=cfg.seed,
+                             probe_layer=layer)
+    sae = load_sae(hr.run / "sae", device=lm.device)
+    run_probe_study(lm, study, out, sae=sae, overwrite=True, sae_source=str(hr.run / "sae"))
+    return {"report": str(out)}
+
+
+def steering_report(lm: LoadedModel, hook: str, out: Path, vectors: Path, cfg: AnalyzeConfig) -> dict[str, Any]:
+    """A sentiment vector from the built-in pairs at `hook`, swept over coefficients."""
+    from interplab.steering.apply import GenerationSettings
+    from interplab.steering.sweep import KeywordTarget, SweepConfig, sweep, write_sweep
+    from interplab.steering.vectors import ContrastPair, from_contrast_pairs, save_vector
+
+    pairs = [ContrastPair(p, n) for p, n in SENTIMENT.pairs]
+    vec = from_contrast_pairs(lm, pairs, hook)
+    vec.metadata["pairs"] = "built-in: sentiment"
+    save_vector(vec, vectors / "sentiment", overwrite=True)
+    scfg = SweepConfig(coefs=[-1.0, -0.5, 0.0, 0.5, 1.0], generation=GenerationSettings(max_new_tokens=20))
+    target = KeywordTarget(list(SENTIMENT.keywords))
+    rows, outputs = sweep(lm, vec, list(SENTIMENT.prompts), target, scfg)
+    config = {"model": lm.name, "vector": "sentiment (built-in pairs)", "hook": hook, "coefs": scfg.coefs,
+              "target": target.name, "keywords": list(SENTIMENT.keywords), "prompts": list(SENTIMENT.prompts)}
+    write_sweep(out, rows, outputs, list(SENTIMENT.prompts), target.name, config, overwrite=True)
+    return {f"coef {r.coef:g}": {"target": r.target, "perplexity": r.perplexity} for r in rows}
+
+
+def explain_report(lm: LoadedModel, hr: HookResult, out: Path, cfg: AnalyzeConfig) -> dict[str, Any]:
+    """Explanations of the first SAE's strongest latents, scored (written when autointerp supports it)."""
+    return {}
