@@ -46,6 +46,13 @@ def option_name(field: str) -> str:
     return "--" + field.replace("_", "-")
 
 
+def _decls(name: str, tp: Any) -> list[str]:
+    """`--name`, or the `--name/--no-name` pair for booleans (so a True default can be switched off)."""
+    flag = option_name(name)
+    is_bool = tp is bool or (get_origin(tp) in (Union, types.UnionType) and bool in get_args(tp))
+    return [f"{flag}/--no-{flag[2:]}"] if is_bool else [flag]
+
+
 def _none_or(kind: type) -> Callable[[str], Any]:
     def parse(text: str) -> Any:
         return None if str(text).lower() == "none" else kind(text)
@@ -55,7 +62,7 @@ def _none_or(kind: type) -> Callable[[str], Any]:
 
 def _parameter(name: str, tp: Any, default: Any, help_text: str, panel: str,
                aliases: Sequence[str] = ()) -> inspect.Parameter:
-    decls = [option_name(name), *aliases]
+    decls = [*_decls(name, tp), *aliases]
     tp = _cli_type(tp)
     args = [a for a in get_args(tp) if a is not type(None)]
     if default is not None and default is not ... and len(args) == 1 and args[0] in (int, float, str):
@@ -177,5 +184,5 @@ def option(name: str, default: Any, help_text: str, tp: Any = None, panel: str =
            decls: Sequence[str] = ()) -> inspect.Parameter:
     """A hand-written option (for what no config dataclass holds: paths, resume flags, devices)."""
     tp = tp if tp is not None else type(default)
-    info = typer.Option(default, *(decls or [option_name(name)]), help=help_text, rich_help_panel=panel)
+    info = typer.Option(default, *(decls or _decls(name, tp)), help=help_text, rich_help_panel=panel)
     return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=info, annotation=tp)
