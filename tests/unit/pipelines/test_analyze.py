@@ -15,8 +15,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from interplab.pipelines.analyze import AnalyzeConfig, estimate, resolve_hooks, run_analyze, split_documents
 from interplab.common import InterplabError
+from interplab.pipelines.analyze import AnalyzeConfig, estimate, resolve_hooks, run_analyze, split_documents
 
 SMALL = dict(data="demo", train_tokens=2048, eval_tokens=512, context_size=32, steps=30, batch_size=128,
              expansion=2, k=4, loss_texts=4, explain_latents=0, toy=False, probe=False)
