@@ -137,6 +137,9 @@ def models_to_bench(args: argparse.Namespace, work: Path) -> list[tuple[str, Loa
                 "blocks.3.resid_post",
             )
         )
+    if "smollm2" in args.models:
+        lm = load_model("smollm2-135m", device=device, dtype=dtype)
+        out.append((f"SmolLM2-135M (real) L{lm.n_layers // 2}", lm, f"blocks.{lm.n_layers // 2}.resid_post"))
     for name, layers, d in [("tiny", 2, 64), ("medium", 6, 512)]:
         if f"gpt2-{name}" in args.models:
             folder = build_tiny_model("gpt2", work / f"gpt2_{name}", n_layers=layers, d_model=d, n_ctx=512)
@@ -154,7 +157,8 @@ def models_to_bench(args: argparse.Namespace, work: Path) -> list[tuple[str, Loa
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--device", default=None, help="cpu or cuda (default: CUDA when present)")
-    parser.add_argument("--models", default="minilm,gpt2-tiny,gpt2-medium", help="comma-separated subset")
+    parser.add_argument("--models", default="smollm2,minilm,gpt2-tiny,gpt2-medium",
+                        help="comma-separated subset of smollm2, minilm, gpt2-tiny, gpt2-medium")
     parser.add_argument("--tokens", type=int, default=32_768, help="token positions per timing")
     parser.add_argument("--context-size", type=int, default=64)
     parser.add_argument("--batch-size", type=int, default=32)
