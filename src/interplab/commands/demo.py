@@ -23,7 +23,8 @@ def demo(
     """Run the offline demo: MiniLM -> activations -> TopK SAE -> evaluation -> dashboards -> web UI."""
     from rich.console import Console
 
-    from interplab.commands.serve import serve as serve_ui
+    from interplab.commands.serve import start_server
+    from interplab.dashboards import masked_url
     from interplab.pipelines.demo import DEMO_MODEL, run_demo
 
     console = Console(stderr=True)
@@ -31,7 +32,7 @@ def demo(
     console.print(f"[green]SAE saved to {result.run.out / 'sae'} (SAELens layout); metrics in "
                   f"{result.run.out / 'eval.json'}")
     if serve:
-        serve_ui(db=str(result.db), sae=result.run.out / "sae", model=DEMO_MODEL, port=port, host="127.0.0.1",
-                 reports=out.parent, device=device, vectors=None)
+        start_server(db=str(result.db), sae=result.run.out / "sae", model=DEMO_MODEL, port=port,
+                     reports=out.parent, device=device)
     else:
-        console.print(f"[green]done. Browse with: interplab serve --db {result.db}")
+        console.print(f"[green]done. Browse with: interplab serve --db {masked_url(result.db)}")
