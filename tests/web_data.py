@@ -8,10 +8,18 @@ runs the real code path. Model text includes `<script>` payloads to check escapi
 from __future__ import annotations
 
 import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+import uvicorn
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
 
 from fake_dashboard_rows import synthetic_batch
 from interplab.dashboards.db import DashboardDB, ExampleRecord, FeatureRecord, SaeRecord
@@ -19,6 +27,7 @@ from interplab.saes import make_sae, sae_config
 from interplab.saes.io import save_sae
 
 XSS = "<script>alert(1)</script>"
+LOCAL = "http://127.0.0.1:8000"  # the server answers only its loopback names (TestClient's default is "testserver")
 HOOK = "blocks.0.resid_post"
 D_SAE = 48
 
@@ -71,6 +80,32 @@ def _write_reports(tmp: Path) -> tuple[Path, Path]:
     (tmp / "elsewhere").mkdir()
     (tmp / "elsewhere" / "index.json").write_text(json.dumps({"title": "outside report"}))
     return reports, outside
+
+
+def local_client(app: FastAPI) -> TestClient:
+    """A TestClient that reaches the app as a browser on this machine does (Host 127.0.0.1:8000)."""
+    return TestClient(app, base_url=LOCAL)
+
+
+@contextmanager
+def served(app: FastAPI) -> Iterator[str]:
+    """`app` under uvicorn in a thread on a free loopback port; yields its base URL."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
 
 
 def build_web_data(tmp: Path, model_dir: Path) -> WebData:

@@ -12,6 +12,7 @@ import sys
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from interplab import commands
 from interplab.common import InterplabError, configure_logging
@@ -49,7 +50,8 @@ def main() -> None:
     try:
         app()
     except InterplabError as exc:
-        Console(stderr=True).print(f"[bold red]error:[/] {exc}")
+        # escaped: a fix such as pip install 'psycopg[binary]' is text, not rich markup
+        Console(stderr=True).print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
         sys.exit(2)
 
 

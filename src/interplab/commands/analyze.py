@@ -40,7 +40,7 @@ def _analyze(values: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from interplab.commands.serve import serve
+    from interplab.commands.serve import start_server
     from interplab.pipelines.analyze import run_analyze
 
     cfg = values_for(AnalyzeConfig, values)
@@ -55,9 +55,8 @@ def _analyze(values: dict[str, Any]) -> None:
     console = Console(stderr=True)
     console.print(table)
     if values["serve"]:
-        serve(db=str(result.db), sae=None, model=None, port=values["port"], host="127.0.0.1",
-              reports=result.reports, device=cfg.device,
-              vectors=result.vectors if result.vectors.is_dir() else None)
+        start_server(db=str(result.db), port=values["port"], reports=result.reports, device=cfg.device,
+                     vectors=result.vectors if result.vectors.is_dir() else None)
     else:
         console.print(f"[green]done. Browse with: interplab serve --db {result.db} --reports {result.reports}")
 

@@ -34,7 +34,7 @@ def register(app: typer.Typer) -> None:
 
 def _dashboards(values: dict[str, Any]) -> None:
     from interplab.common import InterplabError
-    from interplab.dashboards import build_dashboards
+    from interplab.dashboards import build_dashboards, masked_url
     from interplab.pipelines.progress import progress_bar
 
     if (values["sae"] is None) == (not values["neurons"]):
@@ -48,7 +48,7 @@ def _dashboards(values: dict[str, Any]) -> None:
         result = build_dashboards(values["sae"], values["store"], values["db"], cfg, name=values["name"],
                                   model=values["model"], resume=values["resume"], overwrite=values["overwrite"],
                                   device=values["device"], progress=progress)
-    db = values["db"]
+    db = masked_url(values["db"])
     if result.written == 0:
         typer.echo(f"dashboards of {result.n_latents} latents already complete in {db} (sae id {result.sae_id})")
     else:

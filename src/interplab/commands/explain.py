@@ -121,6 +121,7 @@ def explain(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from interplab.autointerp.pipeline import check_run_folder, run_autointerp
+    from interplab.dashboards import masked_url
 
     check_run_folder(out, overwrite, resume)  # fail before loading anything, delete nothing yet
     client = _client(endpoint, endpoint_model, explainer, device, max_tokens)
@@ -149,14 +150,16 @@ def explain(
             resume=resume,
             sink=to_db,
             progress=lambda i, n: bar.update(task, completed=i, total=n),
-            run_info={"model": model, "sae": str(sae) if sae else None, "db": db, "sae_id": sae_id},
+            run_info={"model": model, "sae": str(sae) if sae else None, "db": masked_url(db) if db else None,
+                      "sae_id": sae_id},
         )
     for rec in sorted(records, key=lambda r: r["feature"]):
         typer.echo(
             f"latent {rec['feature']:>6}  det {rec['detection']}  fuzz {rec['fuzzing']}  {rec['explanation']}"
         )
     typer.echo(
-        f"wrote {out / 'explanations.jsonl'}" + (f" and {len(records)} explanations to {db}" if db else "")
+        f"wrote {out / 'explanations.jsonl'}"
+        + (f" and {len(records)} explanations to {masked_url(db)}" if db else "")
     )
 
 

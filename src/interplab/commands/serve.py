@@ -7,18 +7,21 @@ from pathlib import Path
 import typer
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
+EVERY_INTERFACE = ("0.0.0.0", "::")
 
 
 def register(app: typer.Typer) -> None:
     app.command("serve")(serve)
 
 
-def match_sae_folder(saes: list, folder: Path) -> dict[int, Path]:
-    """SAE id -> folder for `--sae`: the SAE rows whose stored path is that folder, else the only SAE."""
+def match_sae_folder(saes: list, folder: Path, db_file: Path | None = None) -> dict[int, Path]:
+    """SAE id -> folder for `--sae`: the SAE rows whose stored path leads to that folder, else the only SAE.
+    db_file: the SQLite file (relative paths of older databases are read from its folder too)."""
     from interplab.common import InterplabError
+    from interplab.dashboards import sae_locations
 
     target = folder.expanduser().resolve()
-    same = {r.id: target for r in saes if Path(r.path).expanduser().resolve() == target}
+    same = {r.id: target for r in saes if target in {p.resolve() for p in sae_locations(r.path, db_file)}}
     if same:
         return same
     if len(saes) == 1:
@@ -26,6 +29,13 @@ def match_sae_folder(saes: list, folder: Path) -> dict[int, Path]:
     names = ", ".join(f"{r.name} ({r.path})" for r in saes) or "none"
     raise InterplabError(f"--sae {folder} matches no SAE of the database (SAEs: {names}); "
                          "pass the folder the dashboards were built from")
+
+
+def allowed_hosts(host: str, extra: list[str]) -> tuple[str, ...]:
+    """The Host names answered: the loopback names, the bound address (unless it is every interface) and
+    the --allow-host names."""
+    bound = [] if host in EVERY_INTERFACE else [host.strip("[]")]
+    return tuple(dict.fromkeys([*LOOPBACK, *bound, *extra]))
 
 
 def serve(
@@ -37,26 +47,45 @@ def serve(
     reports: Path | None = typer.Option(None, help="Folder searched for probe / toy-model reports (index.json)."),
     device: str | None = typer.Option(None, help="Device for live inference: cpu, cuda, ... (default: auto)."),
     vectors: Path | None = typer.Option(None, help="Folder of steering vectors (`interplab steer build`) for /steer."),
+    allow_host: list[str] | None = typer.Option(
+        None, "--allow-host", help="A name (or IP) clients reach the server by, besides the loopback names and --host; "
+                                 "repeat for several, '*' for any. Requests for other names are refused (DNS "
+                                 "rebinding)."),
+    max_body: int | None = typer.Option(
+        None, help="Largest request body read, in bytes (default 1 MiB); larger ones get 413."),
 ) -> None:
     """Serve the feature dashboards of a database on http://HOST:PORT (Ctrl-C to stop)."""
+    start_server(db=db, sae=sae, model=model, port=port, host=host, reports=reports, device=device,
+                 vectors=vectors, allow_host=allow_host, max_body=max_body)
+
+
+def start_server(*, db: str, sae: Path | None = None, model: str | None = None, port: int = 8000,
+                 host: str = "127.0.0.1", reports: Path | None = None, device: str | None = None,
+                 vectors: Path | None = None, allow_host: list[str] | None = None,
+                 max_body: int | None = None) -> None:
+    """`interplab serve` as a function (the demo calls it): check the inputs, build the app, run uvicorn."""
     import uvicorn
     from rich.console import Console
 
     from interplab.common import InterplabError
     from interplab.dashboards.db import DashboardDB
-    from interplab.web import create_app
+    from interplab.web import GuardConfig, create_app
 
     console = Console(stderr=True)
     database = DashboardDB(db, create=False)
-    sae_paths = match_sae_folder(database.list_saes(), sae) if sae is not None else None
+    sae_paths = match_sae_folder(database.list_saes(), sae, database.file) if sae is not None else None
     if reports is not None and not reports.is_dir():
         raise InterplabError(f"--reports {reports} is not a folder")
     if vectors is not None and not vectors.is_dir():
         raise InterplabError(f"--vectors {vectors} is not a folder")
+    guards = GuardConfig(allowed_hosts=allowed_hosts(host, allow_host or []))
+    if max_body is not None:
+        guards.max_body_bytes = max_body
     app = create_app(database, sae_paths=sae_paths, model=model, reports_dir=reports, device=device,
-                     vectors_dir=vectors)
+                     vectors_dir=vectors, guards=guards)
     if host not in LOOPBACK:
-        console.print(f"[yellow]warning:[/] binding {host}: the UI (and live inference) is reachable from the network")
+        console.print(f"[yellow]warning:[/] binding {host}: the UI (and live inference) is reachable from the network; "
+                      f"it answers requests addressed to {', '.join(guards.allowed_hosts)} (add --allow-host NAME)")
     shown = f"[{host}]" if ":" in host else host
     console.print(f"[bold green]interplab dashboards at http://{shown}:{port}[/]  (Ctrl-C to stop)")
     uvicorn.run(app, host=host, port=port, log_level="warning")

@@ -18,6 +18,7 @@ from interplab.dashboards.db import (
     SaeRecord,
     database_url,
 )
+from interplab.dashboards.db_access import masked_url, model_location, sae_locations
 
 if TYPE_CHECKING:
     from interplab.dashboards.build import BuildResult, build_dashboards
@@ -35,6 +36,9 @@ __all__ = [
     "SaeRecord",
     "build_dashboards",
     "database_url",
+    "masked_url",
+    "model_location",
+    "sae_locations",
 ]
 
 

@@ -34,6 +34,7 @@ from interplab.activations.store import ActivationStore
 from interplab.common import InterplabError, get_device, get_logger
 from interplab.dashboards.config import DashboardConfig
 from interplab.dashboards.db import DashboardDB, SaeRecord
+from interplab.dashboards.db_access import masked_url
 from interplab.dashboards.logits import logit_effects, unembedding_of
 from interplab.dashboards.nearest import nearest_latents, unit_rows
 from interplab.dashboards.quantiles import Histogram, QuantileSampler
@@ -130,7 +131,7 @@ def _open_db(db: DashboardDB | str | Path) -> DashboardDB:
         return DashboardDB(db)
     except (ImportError, SQLAlchemyError) as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise InterplabError(f"cannot open the database {db} ({first}); pass a SQLite file path in an existing "
+        raise InterplabError(f"cannot open the database {masked_url(db)} ({masked_url(first)}); pass a SQLite file path in an existing "
                              "folder or a SQLAlchemy URL whose driver is installed (PostgreSQL: pip install "
                              "'psycopg[binary]')") from None
 

@@ -7,6 +7,10 @@ app and ``interplab explain``.
 
 Lists (tokens, activations, histogram bins, logit effects, neighbours) are stored as JSON text: the
 pages always read a latent's row whole, and JSON text works the same on every engine.
+
+The `path` of an SAE row is absolute (``upsert_sae`` resolves a relative one against the writer's current
+folder), and so is its `model` when that is a local folder. URLs, the checks made before a SQLite file is opened, and where an SAE path leads are in
+``db_access.py``.
 """
 
 from __future__ import annotations
@@ -37,8 +41,23 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from interplab.common import InterplabError
+from interplab.dashboards.db_access import (
+    OPEN_FIX,
+    check_sqlite_file,
+    database_url,
+    first_line,
+    masked_url,
+    sqlite_file,
+    storable,
+    stored_model,
+    stored_sae_path,
+)
+
+__all__ = ["DashboardDB", "ExampleRecord", "ExplanationRecord", "FeatureHit", "FeatureRecord", "SaeRecord",
+           "database_url"]
 
 metadata = MetaData()
 
@@ -124,8 +143,8 @@ build_state = Table(
 @dataclass
 class SaeRecord:
     name: str
-    path: str
-    model: str
+    path: str  # SAE folder or weights file, stored absolute; "neurons:<store folder>" for neuron dashboards
+    model: str  # hub id, or a local model folder (stored absolute)
     hook: str
     d_in: int
     d_sae: int
@@ -183,14 +202,6 @@ class FeatureHit:
     text: str  # the matched token or explanation
 
 
-def database_url(url_or_path: str | Path) -> str:
-    """A SQLAlchemy URL: strings with '://' pass through, anything else is a SQLite file path."""
-    text = str(url_or_path)
-    if "://" in text:
-        return text
-    return f"sqlite:///{Path(text).expanduser().resolve()}"
-
-
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
@@ -200,28 +211,37 @@ def _norm_token(token: str) -> str:
 
 
 class DashboardDB:
-    """Reads and writes the dashboards database; tables are created on first use."""
+    """Reads and writes the dashboards database; tables are created on first use. Readers answer "none"
+    for ids no row can have (beyond 64-bit integers) instead of failing."""
 
     def __init__(self, url_or_path: str | Path, *, create: bool = True) -> None:
+        """create: a build that writes (tables made, a new SQLite file allowed); False: an existing database
+        is read (a missing SQLite file, or one without dashboards, is an error)."""
         url = database_url(url_or_path)
-        if url.startswith("sqlite:///") and not create:
-            path = Path(url[len("sqlite:///"):])
-            if not path.exists():
-                raise InterplabError(f"no dashboards database at {path}: build one with `interplab dashboards`")
-        self.url = url
-        self.engine: Engine = create_engine(url, future=True)
-        if url.startswith("sqlite"):
-            event.listen(self.engine, "connect", _sqlite_pragmas)
-        metadata.create_all(self.engine)
-        _create_missing_indexes(self.engine)
+        self.url = url  # with its password: show it only as masked_url(self.url)
+        self.file = sqlite_file(url)
+        if self.file is not None and not create and not self.file.exists():
+            raise InterplabError(f"no dashboards database at {self.file}: build one with `interplab dashboards`")
+        if self.file is not None and self.file.is_file() and self.file.stat().st_size > 0:
+            check_sqlite_file(self.file, writing=create)
+        try:
+            self.engine: Engine = create_engine(url, future=True)
+            if url.startswith("sqlite"):
+                event.listen(self.engine, "connect", _sqlite_pragmas)
+            metadata.create_all(self.engine)
+            _create_missing_indexes(self.engine)
+        except (ImportError, SQLAlchemyError, ValueError) as exc:
+            raise InterplabError(f"cannot open the database {masked_url(url)} ({first_line(exc)}); "
+                                 f"{OPEN_FIX}") from None
 
     def close(self) -> None:
         self.engine.dispose()
 
     # ---- SAEs -----------------------------------------------------------------------------------
     def upsert_sae(self, rec: SaeRecord) -> int:
-        """Insert the SAE by name, or update its description if the name exists; returns its id."""
-        values = dict(path=rec.path, model=rec.model, hook=rec.hook, d_in=rec.d_in, d_sae=rec.d_sae,
+        """Insert the SAE by name, or update its description if the name exists; returns its id. A relative
+        `path` (and a `model` that is a local folder) is stored resolved against the current folder."""
+        values = dict(path=stored_sae_path(rec.path), model=stored_model(rec.model), hook=rec.hook, d_in=rec.d_in, d_sae=rec.d_sae,
                       arch=rec.arch, n_tokens=rec.n_tokens, meta=json.dumps(rec.meta))
         with self.engine.begin() as conn:
             row = conn.execute(select(saes.c.id).where(saes.c.name == rec.name)).first()
@@ -239,6 +259,8 @@ class DashboardDB:
         return [_sae_from_row(r) for r in rows]
 
     def get_sae(self, sae_id: int) -> SaeRecord | None:
+        if not storable(sae_id):
+            return None
         with self.engine.connect() as conn:
             row = conn.execute(select(saes).where(saes.c.id == sae_id)).first()
         return None if row is None else _sae_from_row(row)
@@ -278,10 +300,14 @@ class DashboardDB:
                 conn.execute(delete(table).where(table.c.sae_id == sae_id))
 
     def n_features(self, sae_id: int) -> int:
+        if not storable(sae_id):
+            return 0
         with self.engine.connect() as conn:
             return int(conn.execute(select(func.count()).where(features.c.sae_id == sae_id)).scalar_one())
 
     def get_feature(self, sae_id: int, idx: int) -> FeatureRecord | None:
+        if not storable(sae_id, idx):
+            return None
         with self.engine.connect() as conn:
             row = conn.execute(select(features).where(and_(features.c.sae_id == sae_id,
                                                            features.c.idx == idx))).first()
@@ -294,12 +320,16 @@ class DashboardDB:
                    "max_act": features.c.max_act.desc()}
         if order not in columns:
             raise InterplabError(f"unknown order {order!r}: use one of {', '.join(columns)}")
+        if not storable(sae_id, offset, limit):
+            return []
         query = (select(features).where(features.c.sae_id == sae_id).order_by(columns[order])
                  .offset(offset).limit(limit))
         with self.engine.connect() as conn:
             return [_feature_from_row(r) for r in conn.execute(query).all()]
 
     def get_examples(self, sae_id: int, idx: int, kind: str = "top") -> list[ExampleRecord]:
+        if not storable(sae_id, idx):
+            return []
         query = (select(examples).where(and_(examples.c.sae_id == sae_id, examples.c.idx == idx,
                                              examples.c.kind == kind)).order_by(examples.c.rank))
         with self.engine.connect() as conn:
@@ -307,6 +337,8 @@ class DashboardDB:
 
     def search_by_token(self, token: str, *, sae_id: int | None = None, limit: int = 50) -> list[FeatureHit]:
         """Latents whose top contexts peak on this token, strongest first."""
+        if not storable(sae_id, limit):
+            return []
         cond = feature_tokens.c.token == _norm_token(token)
         if sae_id is not None:
             cond = and_(cond, feature_tokens.c.sae_id == sae_id)
@@ -322,6 +354,8 @@ class DashboardDB:
                                                      detection=detection, fuzzing=fuzzing, created_at=_now()))
 
     def get_explanations(self, sae_id: int, idx: int) -> list[ExplanationRecord]:
+        if not storable(sae_id, idx):
+            return []
         query = (select(explanations).where(and_(explanations.c.sae_id == sae_id, explanations.c.idx == idx))
                  .order_by(explanations.c.id.desc()))
         with self.engine.connect() as conn:
@@ -329,6 +363,8 @@ class DashboardDB:
 
     def search_by_explanation(self, text: str, *, sae_id: int | None = None, limit: int = 50) -> list[FeatureHit]:
         """Latents whose explanation contains the text (case-insensitive), best-scored first."""
+        if not storable(sae_id, limit):
+            return []
         cond = func.lower(explanations.c.text).contains(text.strip().lower(), autoescape=True)
         if sae_id is not None:
             cond = and_(cond, explanations.c.sae_id == sae_id)
@@ -339,6 +375,8 @@ class DashboardDB:
 
     # ---- build state ----------------------------------------------------------------------------
     def get_state(self, sae_id: int, key: str, default: Any = None) -> Any:
+        if not storable(sae_id):
+            return default
         with self.engine.connect() as conn:
             row = conn.execute(select(build_state.c.value).where(and_(build_state.c.sae_id == sae_id,
                                                                       build_state.c.key == key))).first()

@@ -1,4 +1,7 @@
-"""The JSON API under /api: SAEs, latents, search, live inference, steering, reports. Errors are {"detail": ...}."""
+"""The JSON API under /api: SAEs, latents, search, live inference, steering, reports. Errors are {"detail": ...}.
+
+Before any route, web/guards.py answers 400 to a Host the server does not answer to, 403 to a POST from another
+origin, 404/422 to a NUL byte in the path/query and 413 to a body over the limit."""
 
 from __future__ import annotations
 
@@ -53,9 +56,12 @@ def steer_response(state: WebState, req: SteerRequest) -> SteerResponse:
         raise HTTPException(status_code=503, detail=str(exc)) from None
 
 
+TOO_LARGE: dict[int | str, dict[str, Any]] = {
+    413: {"model": ErrorOut, "description": "request body larger than the server's limit (serve --max-body)"}}
 STEER_ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorOut, "description": "the model cannot generate (not a causal LM), or the prompt is too long"},
     404: {"model": ErrorOut, "description": "unknown SAE, latent or vector"},
+    **TOO_LARGE,
     503: {"model": ErrorOut, "description": "SAE, vector or model cannot be loaded"},
 }
 
@@ -89,7 +95,8 @@ def api_router(state: WebState) -> APIRouter:
         return state.search(q, sae_id=sae_id, limit=limit)
 
     @router.post("/live", response_model=LiveResponse,
-                 responses={**NOT_FOUND, 503: {"model": ErrorOut, "description": "SAE or model cannot be loaded"}})
+                 responses={**NOT_FOUND, **TOO_LARGE,
+                            503: {"model": ErrorOut, "description": "SAE or model cannot be loaded"}})
     def live(req: LiveRequest) -> LiveResponse:
         return live_response(state, req)
 

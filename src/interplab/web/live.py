@@ -1,8 +1,9 @@
 """Live inference for the web UI: text -> tokens -> activations at the SAE's hook -> top latents per token.
 
 1. The model and SAE of an SAE row are loaded on first use and kept (one pair per SAE id). The SAE folder
-   is the one `interplab serve --sae` gave for it, else the `path` column; the model is serve's `--model`,
-   else the `model` column.
+   is the one `interplab serve --sae` gave for it, else where the `path` column leads (an absolute path;
+   a relative one of an older database from the database's folder, then from the current folder); the
+   model is serve's `--model`, else the `model` column (likewise).
 2. The text is tokenized (truncated to `max_tokens`), the forward pass runs only as far as the hook
    (`run_to_capture`), and `SAE.encode` gives the latents of every token.
 3. Per token, the `top_n` largest latents with value > 0 are returned.
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from interplab.common import InterplabError, get_logger
-from interplab.dashboards.db import SaeRecord
+from interplab.dashboards import SaeRecord, model_location, sae_locations
 
 if TYPE_CHECKING:  # torch and transformers load on the first live request, not when the server starts
     import torch
@@ -42,8 +43,10 @@ class LiveInference:
     """Lazily loaded (model, SAE) pairs and the per-token top latents of a text."""
 
     def __init__(self, sae_paths: Mapping[int, str | Path] | None = None, model: str | None = None,
-                 device: str | None = None, max_tokens: int = 256) -> None:
+                 device: str | None = None, max_tokens: int = 256, db_file: Path | None = None) -> None:
+        """db_file: the SQLite file of the database (relative SAE paths of older databases start there)."""
         self.sae_paths = {int(k): Path(v) for k, v in (sae_paths or {}).items()}
+        self.db_file = db_file
         self.model_override = model
         self.device = device
         self.max_tokens = max_tokens
@@ -53,10 +56,19 @@ class LiveInference:
         self.lock = threading.Lock()
 
     def model_name(self, rec: SaeRecord) -> str:
-        return self.model_override or rec.model
+        """serve's --model, else the `model` column (a relative folder of an older database found beside it)."""
+        return self.model_override or model_location(rec.model, self.db_file)
+
+    def sae_locations(self, rec: SaeRecord) -> list[Path]:
+        """Where the SAE of this row is looked for: serve's --sae folder, else where the `path` column leads."""
+        if (rec.id or 0) in self.sae_paths:
+            return [self.sae_paths[rec.id or 0]]
+        return sae_locations(rec.path, self.db_file)
 
     def sae_path(self, rec: SaeRecord) -> Path:
-        return self.sae_paths.get(rec.id or 0, Path(rec.path))
+        """The first of `sae_locations` that exists, else the first."""
+        tried = self.sae_locations(rec)
+        return next((p for p in tried if p.exists()), tried[0])
 
     def load(self, rec: SaeRecord) -> tuple[LoadedModel, SAE]:
         """The (model, SAE) of an SAE row, loaded on first use; call it holding `self.lock`."""
@@ -64,16 +76,23 @@ class LiveInference:
 
         sae_id = rec.id or 0
         if sae_id not in self._saes:
-            path = self.sae_path(rec)
-            if rec.path.startswith("neurons:") and (rec.id or 0) not in self.sae_paths:
+            if rec.path.startswith("neurons:") and sae_id not in self.sae_paths:
                 raise InterplabError(f"{rec.name!r} holds dashboards of model neurons, not of an SAE: "
                                      "live inference needs an SAE")
+            path = self.sae_path(rec)
             if not path.exists():
-                raise InterplabError(
-                    f"live inference needs the weights of SAE {rec.name!r}, but there is no SAE at {path}; "
-                    "start the server with `interplab serve --db ... --sae <folder>`")
+                raise InterplabError(f"live inference needs the weights of SAE {rec.name!r}, but there is no "
+                                     f"SAE at {self._tried(rec)}; start the server with "
+                                     "`interplab serve --db ... --sae <the SAE folder>`")
             self._saes[sae_id] = load_sae(path, device=self.device)
         return self.model(self.model_name(rec)), self._saes[sae_id]
+
+    def _tried(self, rec: SaeRecord) -> str:
+        """The paths tried for the SAE, and the stored path when it is relative (an older database)."""
+        where = " nor at ".join(str(p) for p in self.sae_locations(rec))
+        if (rec.id or 0) in self.sae_paths or Path(rec.path).expanduser().is_absolute():
+            return where
+        return f"{where} (the database stores the relative path {rec.path!r})"
 
     def model(self, name: str) -> LoadedModel:
         """The model `name` (hub id or folder), loaded on first use; call it holding `self.lock`."""

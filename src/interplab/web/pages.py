@@ -1,15 +1,19 @@
-"""Server-rendered HTML pages: SAE list, latent list, feature page, search, live inference, steering, reports."""
+"""Server-rendered HTML pages: SAE list, latent list, feature page, search, live inference, steering, reports.
+
+Live inference and steering run the model only for a POST (the forms, web/forms.py); a GET fills the form in.
+"""
 
 from __future__ import annotations
 
 from typing import Any, Literal
 from urllib.parse import quote
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse
 from pydantic import ValidationError
 
 from interplab.web.api import live_response, steer_response
+from interplab.web.forms import LiveForm, SteerForm, form_body, parse_form
 from interplab.web.render import Pages
 from interplab.web.reports import (
     SERVED_SUFFIXES,
@@ -94,6 +98,32 @@ def _steer_view(state: WebState, form: dict[str, Any]) -> tuple[dict[str, Any], 
         return {"result": None, "error": str(exc.detail)}, exc.status_code
 
 
+def _live_page(state: WebState, pages: Pages, form: LiveForm, run: bool) -> HTMLResponse:
+    """/live with the form filled in; with `run`, the model's top latents per token (or the error)."""
+    view: dict[str, Any] = {"result": None, "error": None}
+    if run and form.text and form.sae_id is not None:
+        try:
+            req = LiveRequest(sae_id=form.sae_id, text=form.text, top_n=form.top_n)
+            view = {**_live_view(live_response(state, req)), "error": None}
+        except HTTPException as exc:
+            view = {"result": None, "error": str(exc.detail)}
+    return pages.render("live.html", saes=state.db.list_saes(), sae_id=form.sae_id, text=form.text,
+                        top_n=form.top_n, **view)
+
+
+def _steer_page(state: WebState, pages: Pages, fields: SteerForm, run: bool) -> HTMLResponse:
+    """/steer with the form filled in; with `run`, the generations side by side (or the error)."""
+    saes, vectors = state.db.list_saes(), vector_infos(state.vectors_dir)
+    sae_id, vector = _steer_source(fields.source, fields.sae_id, fields.vector)
+    if sae_id is None and vector is None and saes:
+        sae_id = saes[0].id
+    form = {"sae_id": sae_id, "vector": vector, "latent": fields.latent, "coef": fields.coef,
+            "coefs": fields.coefs, "prompt": fields.prompt, "max_new_tokens": fields.max_new_tokens}
+    view, status = _steer_view(state, form) if run else ({"result": None, "error": None}, 200)
+    return pages.render("steer.html", status_code=status, saes=saes, vectors=vectors, form=form,
+                        warning=_steer_warning(state, sae_id, vector), **view)
+
+
 def page_router(state: WebState, pages: Pages) -> APIRouter:
     """/, /sae/{id}, /sae/{id}/feature/{idx}, /search, /live and /steer."""
     router = APIRouter(include_in_schema=False, default_response_class=HTMLResponse)
@@ -126,32 +156,22 @@ def page_router(state: WebState, pages: Pages) -> APIRouter:
         return pages.render("search.html", q=q, results=results, names=names)
 
     @router.get("/live")
-    def live_page(sae_id: int | None = None, text: str = Query("", max_length=5000),
-                  top_n: int = Query(5, ge=1, le=50)) -> HTMLResponse:
-        saes = state.db.list_saes()
-        view: dict[str, Any] = {"result": None, "error": None}
-        if text and sae_id is not None:
-            try:
-                view = {**_live_view(live_response(state, LiveRequest(sae_id=sae_id, text=text, top_n=top_n))),
-                        "error": None}
-            except HTTPException as exc:
-                view = {"result": None, "error": str(exc.detail)}
-        return pages.render("live.html", saes=saes, sae_id=sae_id, text=text, top_n=top_n, **view)
+    def live_page(request: Request) -> HTMLResponse:
+        """The form, filled in from the query; the model runs only on POST."""
+        return _live_page(state, pages, parse_form(LiveForm, request.query_params), run=False)
+
+    @router.post("/live")
+    def live_run(fields: dict[str, str] = Depends(form_body)) -> HTMLResponse:
+        return _live_page(state, pages, parse_form(LiveForm, fields), run=True)
 
     @router.get("/steer")
-    def steer_page(source: str | None = Query(None, max_length=320), sae_id: int | None = None,
-                   latent: int | None = None, vector: str | None = Query(None, max_length=300),
-                   coef: float = 8.0, coefs: str = Query("", max_length=200), prompt: str = Query("", max_length=2000),
-                   max_new_tokens: int = 24) -> HTMLResponse:
-        saes, vectors = state.db.list_saes(), vector_infos(state.vectors_dir)
-        sae_id, vector = _steer_source(source, sae_id, vector)
-        if sae_id is None and vector is None and saes:
-            sae_id = saes[0].id
-        form = {"sae_id": sae_id, "vector": vector, "latent": latent, "coef": coef, "coefs": coefs,
-                "prompt": prompt, "max_new_tokens": max_new_tokens}
-        view, status = _steer_view(state, form)
-        return pages.render("steer.html", status_code=status, saes=saes, vectors=vectors, form=form,
-                            warning=_steer_warning(state, sae_id, vector), **view)
+    def steer_page(request: Request) -> HTMLResponse:
+        """The form, filled in from the query (the feature page links here); the model runs only on POST."""
+        return _steer_page(state, pages, parse_form(SteerForm, request.query_params), run=False)
+
+    @router.post("/steer")
+    def steer_run(fields: dict[str, str] = Depends(form_body)) -> HTMLResponse:
+        return _steer_page(state, pages, parse_form(SteerForm, fields), run=True)
 
     return router
 
@@ -182,9 +202,11 @@ def report_router(state: WebState, pages: Pages) -> APIRouter:
             raise NotFound(str(exc)) from None
         if not target.is_file() or target.suffix.lower() not in SERVED_SUFFIXES:
             raise NotFound(f"{path!r} is not a report file")
-        # Report HTML/SVG runs sandboxed (no access to this origin), whether framed or opened directly.
+        # Report HTML/SVG runs sandboxed (no access to this origin), whether framed or opened directly; only
+        # this server's report page may frame it.
         active = target.suffix.lower() in (".html", ".svg")
-        headers = {"Content-Security-Policy": "sandbox allow-scripts"} if active else {}
+        headers = {"Content-Security-Policy": "sandbox allow-scripts; frame-ancestors 'self'",
+                   "X-Frame-Options": "SAMEORIGIN"} if active else {}
         return FileResponse(target, headers=headers)
 
     return router

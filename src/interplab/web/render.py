@@ -1,7 +1,8 @@
 """Jinja2 rendering for the web pages: one environment with autoescape always on, and small view helpers.
 
 Model text (tokens, explanations, report titles) reaches templates only as plain strings, so Jinja escapes
-it; no template marks model text `|safe`. Colours and bar sizes are computed here from numbers.
+it; no template marks model text `|safe`. Colours and bar sizes are computed here from numbers; colours are
+classes, not inline styles, because the pages' Content-Security-Policy allows no inline style.
 """
 
 from __future__ import annotations
@@ -53,6 +54,16 @@ def opacity(value: float, max_value: float) -> str:
     return f"{min(value / max_value, 1.0):.3f}"
 
 
+SHADES = 20  # highlight levels: classes h0 (none) .. h20 (full) in style.css, so pages need no inline style
+
+
+def shade(value: float, max_value: float) -> str:
+    """The highlight class of a token: its activation over the maximum in 1/SHADES steps, rounded up, so any
+    token that fires shows (h1 at least)."""
+    alpha = float(opacity(value, max_value))
+    return f"h{math.ceil(alpha * SHADES - 1e-9)}"
+
+
 def fmt(value: float | None, digits: int = 3) -> str:
     """A number for a table cell; None (no score) shows as n/a."""
     if value is None:
@@ -63,9 +74,9 @@ def fmt(value: float | None, digits: int = 3) -> str:
 
 
 def token_cells(tokens: list[str], acts: list[float], max_value: float) -> list[tuple[str, str, str]]:
-    """(shown text, background alpha, title) per token; computed here once, not per token in Jinja."""
+    """(shown text, highlight class, title) per token; computed here once, not per token in Jinja."""
     shown = spaced_tokens(tokens)
-    return [(display_token(t), opacity(a, max_value), fmt(a)) for t, a in zip(shown, acts, strict=False)]
+    return [(display_token(t), shade(a, max_value), fmt(a)) for t, a in zip(shown, acts, strict=False)]
 
 
 @dataclass
@@ -98,7 +109,7 @@ def make_environment() -> Environment:
                       trim_blocks=True, lstrip_blocks=True)
     env.filters["tok"] = display_token
     env.filters["fmt"] = fmt
-    env.globals["opacity"] = opacity
+    env.globals["shade"] = shade
     env.globals["token_cells"] = token_cells
     env.globals["histogram_bars"] = histogram_bars
     return env

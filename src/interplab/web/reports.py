@@ -39,8 +39,9 @@ class Report:
 
 
 def resolve_inside(root: Path, relative: str) -> Path:
-    """`root/relative`, resolved, or OutsideReportsError if it is absolute, leaves root, or is missing."""
-    if not relative or PurePosixPath(relative).is_absolute() or Path(relative).is_absolute():
+    """`root/relative`, resolved, or OutsideReportsError if it is absolute, leaves root, is missing, or holds a
+    NUL byte (no file name can)."""
+    if not relative or "\0" in relative or PurePosixPath(relative).is_absolute() or Path(relative).is_absolute():
         raise OutsideReportsError(f"not a path inside the reports directory: {relative!r}")
     base = root.resolve()
     target = (base / relative).resolve()  # follows symlinks: a link pointing out is refused below

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import shutil
 
 import pytest
 import torch
@@ -122,6 +123,75 @@ def test_an_unusable_database_is_a_one_line_error(gpt2_store, random_sae, tmp_pa
     res = runner.invoke(app, _args(model_dir, store, db.format(tmp=tmp_path), "--sae", str(random_sae)))
     assert isinstance(res.exception, InterplabError), res.output
     assert "\n" not in str(res.exception) and "cannot open the database" in str(res.exception)
+
+
+def _damaged_database(path, kind: str) -> None:
+    """A file where `interplab dashboards` is pointed: not SQLite at all, or a dashboards database with a page
+    in its middle overwritten."""
+    from fake_dashboard_rows import synthetic_batch
+
+    if kind == "not sqlite":
+        path.write_bytes(b"this is a spreadsheet export, not a database\n" * 100)
+        return
+    db = DashboardDB(path)
+    db.write_latents(db.upsert_sae(_old_record()), *synthetic_batch(0, 48, n_top=3, n_quantile=2, context=8))
+    db.close()
+    data = bytearray(path.read_bytes())
+    page = len(data) // 4096 // 2
+    data[page * 4096:(page + 1) * 4096] = b"\xa5" * 4096
+    path.write_bytes(bytes(data))
+
+
+def _old_record():
+    from interplab.dashboards.db import SaeRecord
+
+    return SaeRecord(name="old", path="/x/sae", model="m", hook="blocks.0.resid_post", d_in=64, d_sae=48, arch="relu")
+
+
+@pytest.mark.parametrize("kind", ["not sqlite", "damaged page"])
+def test_a_damaged_database_is_refused_in_one_line_and_left_as_it_was(gpt2_store, random_sae, tmp_path, kind):
+    model_dir, store = gpt2_store
+    db_path = tmp_path / "d.db"
+    _damaged_database(db_path, kind)
+    before = hashlib.sha256(db_path.read_bytes()).hexdigest()
+    for extra in ([], ["--resume"], ["--overwrite"]):
+        res = runner.invoke(app, _args(model_dir, store, db_path, "--sae", str(random_sae), *extra))
+        assert isinstance(res.exception, InterplabError), res.output
+        msg = str(res.exception)
+        assert "\n" not in msg and str(db_path) in msg and ("another --db" in msg or "new file name" in msg)
+        assert hashlib.sha256(db_path.read_bytes()).hexdigest() == before
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("d.db")) == ["d.db"]  # no -wal, -shm
+
+
+def test_sae_and_model_paths_are_stored_absolute_so_serve_finds_them_from_anywhere(gpt2_store, random_sae, tmp_path,
+                                                                        monkeypatch):
+    from interplab.web.app import create_app
+    from web_data import local_client
+
+    model_dir, store = gpt2_store
+    shutil.copytree(model_dir, random_sae.parent / "model")
+    monkeypatch.chdir(random_sae.parent)
+    res = runner.invoke(app, _args("model", store, "d.db", "--sae", random_sae.name))  # relative, as typed
+    assert res.exit_code == 0, res.output
+    (rec,) = DashboardDB(random_sae.parent / "d.db", create=False).list_saes()
+    assert rec.path == str(random_sae.resolve()) and rec.model == str((random_sae.parent / "model").resolve())
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    client = local_client(create_app(random_sae.parent / "d.db", device="cpu"))
+    live = client.post("/api/live", json={"sae_id": rec.id, "text": "The cat sat"})
+    assert live.status_code == 200, live.text
+    assert live.json()["tokens"]
+
+
+@pytest.mark.parametrize("db", ["postgresql+psycopg://interplab:s3cr3t-pw@localhost:1/dash",
+                                "postgresql+nosuchdriver://interplab:s3cr3t-pw@localhost/dash"])
+def test_database_errors_never_show_the_password(gpt2_store, random_sae, db):
+    model_dir, store = gpt2_store
+    res = runner.invoke(app, _args(model_dir, store, db, "--sae", str(random_sae)))
+    assert isinstance(res.exception, InterplabError), res.output
+    msg = str(res.exception)
+    assert "s3cr3t-pw" not in msg + res.output and "interplab:***@localhost" in msg and "cannot open" in msg
 
 
 def test_max_tokens_scans_only_the_first_whole_rows(gpt2_store, random_sae, tmp_path):

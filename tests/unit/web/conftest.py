@@ -6,7 +6,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from interplab.web.app import create_app
-from web_data import WebData, build_web_data
+from web_data import WebData, build_web_data, local_client
 
 
 @pytest.fixture(scope="session")
@@ -17,4 +17,4 @@ def web_data(tmp_path_factory, tiny_model_dir) -> WebData:
 @pytest.fixture(scope="session")
 def client(web_data: WebData) -> TestClient:
     app = create_app(web_data.db_path, reports_dir=web_data.reports_dir, device="cpu")
-    return TestClient(app)
+    return local_client(app)

@@ -8,6 +8,7 @@ import pytest
 
 from interplab.common import InterplabError
 from interplab.dashboards.db import DashboardDB, ExampleRecord, FeatureRecord, SaeRecord, database_url
+from interplab.dashboards.db_access import masked_url, model_location, sae_locations
 
 
 def _sae(name: str = "demo") -> SaeRecord:
@@ -94,3 +95,50 @@ def test_clear_latents_drops_rows_and_state_but_keeps_the_sae_and_explanations(t
     assert db.get_state(sae_id, "done") is None and db.search_by_token("cat", sae_id=sae_id) == []
     assert db.get_sae(sae_id) is not None and db.get_explanations(sae_id, 0)[0].text == "cats"
     assert db.n_features(other) == 1 and db.get_state(other, "done") == 1
+
+
+def test_urls_are_shown_with_the_password_masked() -> None:
+    assert masked_url("postgresql+psycopg://user:password@db.example:5432/dash") == \
+        "postgresql+psycopg://user:***@db.example:5432/dash"
+    assert masked_url("cannot reach mysql://root:p@ss:w0rd@h/x (timeout)") == "cannot reach mysql://root:***@h/x (timeout)"
+    assert masked_url("a postgresql://u:one@h/db and b postgresql://v:two@k/db") == \
+        "a postgresql://u:***@h/db and b postgresql://v:***@k/db"
+    assert masked_url("postgresql://user@h/db") == "postgresql://user@h/db"  # no password, nothing to hide
+    assert masked_url(Path("/data/dash.db")) == "/data/dash.db" and masked_url("sqlite:////a/b.db") == "sqlite:////a/b.db"
+
+
+def test_sae_paths_and_model_folders_are_stored_absolute(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    db = DashboardDB("d.db")
+    sae_id = db.upsert_sae(SaeRecord(name="rel", path="runs/sae", model="m", hook="h", d_in=1, d_sae=1, arch="topk"))
+    neurons = db.upsert_sae(SaeRecord(name="n", path="neurons:store", model="m", hook="h", d_in=1, d_sae=1,
+                                      arch="neurons"))
+    assert db.get_sae(sae_id).path == str(tmp_path / "runs" / "sae")  # type: ignore[union-attr]
+    assert db.get_sae(neurons).path == f"neurons:{tmp_path / 'store'}"  # type: ignore[union-attr]
+    (tmp_path / "models" / "tiny").mkdir(parents=True)
+    local = db.upsert_sae(SaeRecord(name="m", path="sae", model="models/tiny", hook="h", d_in=1, d_sae=1, arch="topk"))
+    assert db.get_sae(local).model == str(tmp_path / "models" / "tiny")  # type: ignore[union-attr]
+    assert db.get_sae(sae_id).model == "m"  # type: ignore[union-attr]  # not a folder here: a hub id, kept
+
+
+def test_relative_paths_of_older_databases_are_looked_for_beside_the_database_then_here(tmp_path: Path,
+                                                                                       monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert sae_locations("/abs/sae", tmp_path / "x" / "d.db") == [Path("/abs/sae")]
+    assert sae_locations("runs/sae", tmp_path / "x" / "d.db") == [tmp_path / "x" / "runs" / "sae",
+                                                                  tmp_path / "runs" / "sae"]
+    assert sae_locations("runs/sae", None) == [tmp_path / "runs" / "sae"]  # PostgreSQL: no database folder
+    (tmp_path / "x" / "gpt2-local").mkdir(parents=True)
+    assert model_location("gpt2-local", tmp_path / "x" / "d.db") == str(tmp_path / "x" / "gpt2-local")
+    assert model_location("gpt2", tmp_path / "x" / "d.db") == "gpt2"  # a hub id stays one
+
+
+def test_readers_answer_none_for_ids_beyond_64_bits(tmp_path: Path) -> None:
+    db = DashboardDB(tmp_path / "d.db")
+    sae_id = db.upsert_sae(_sae())
+    db.write_latents(sae_id, [_feature(0)], [_example(0, 0, "cat")])
+    big = 2**64
+    assert db.get_sae(big) is None and db.get_feature(sae_id, big) is None and db.n_features(big) == 0
+    assert db.get_examples(sae_id, big) == [] and db.get_explanations(big, 0) == []
+    assert db.list_features(sae_id, offset=big) == [] and db.search_by_token("cat", sae_id=big) == []
+    assert db.search_by_explanation("cat", sae_id=big) == [] and db.get_state(big, "done", 3) == 3

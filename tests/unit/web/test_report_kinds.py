@@ -4,18 +4,18 @@ web UI, and every file its index names is served (before: probe and steering pag
 from __future__ import annotations
 
 import pytest
-from fastapi.testclient import TestClient
 
 from interplab.reports import read_index
 from interplab.web.app import create_app
 from report_kinds import KINDS, write_every_report_kind
+from web_data import local_client
 
 
 @pytest.fixture(scope="module")
 def reports(tmp_path_factory, tiny_model_dir, web_data):
     root = tmp_path_factory.mktemp("report_kinds")
     folders = write_every_report_kind(root, tiny_model_dir("gpt2"))
-    return TestClient(create_app(web_data.db_path, reports_dir=root, device="cpu")), folders
+    return local_client(create_app(web_data.db_path, reports_dir=root, device="cpu")), folders
 
 
 def test_every_report_kind_is_listed(reports) -> None:

@@ -29,7 +29,7 @@ from interplab.steering import (
     save_vector,
 )
 from interplab.web.app import create_app
-from web_data import D_SAE, HOOK, XSS
+from web_data import D_SAE, HOOK, XSS, local_client
 
 PROMPT = "The cat sat on"
 N_NEW = 8
@@ -77,7 +77,7 @@ def test_unknown_sae_latent_or_vector_is_a_404(client) -> None:
     assert "--vectors" in _steer(client, sae_id=None, latent=None, vector="x").json()["detail"]
     assert _steer(client, latent=None).status_code == 422  # neither an SAE latent nor a vector
     assert _steer(client, max_new_tokens=0).status_code == 422
-    assert client.get("/steer", params={"sae_id": 1, "latent": D_SAE, "prompt": "x"}).status_code == 404
+    assert client.post("/steer", data={"sae_id": 1, "latent": D_SAE, "prompt": "x"}).status_code == 404
 
 
 def test_prompt_longer_than_the_context_is_a_400(client) -> None:
@@ -86,13 +86,13 @@ def test_prompt_longer_than_the_context_is_a_400(client) -> None:
 
 
 def test_script_in_the_prompt_comes_back_escaped_on_the_page(client) -> None:
-    page = client.get("/steer", params={"source": "sae:1", "latent": 7, "coef": 40, "coefs": "-40",
-                                        "prompt": f"{XSS} hello", "max_new_tokens": 4})
+    page = client.post("/steer", data={"source": "sae:1", "latent": 7, "coef": 40, "coefs": "-40",
+                                       "prompt": f"{XSS} hello", "max_new_tokens": 4})
     assert page.status_code == 200
     assert XSS not in page.text and "&lt;script&gt;alert(1)&lt;/script&gt; hello" in page.text
     assert page.text.count("<script") == 1  # our own app.js only
     assert 'id="steer-unsteered"' in page.text and page.text.count('class="gen steered"') == 2
-    bad = client.get("/steer", params={"sae_id": 1, "latent": 7, "prompt": "x", "coefs": "4, lots"})
+    bad = client.post("/steer", data={"sae_id": 1, "latent": 7, "prompt": "x", "coefs": "4, lots"})
     assert bad.status_code == 400 and "not a list of numbers" in bad.text
 
 
@@ -117,7 +117,7 @@ def encoder_client(tmp_path_factory, tiny_model_dir) -> TestClient:
                                      hook=HOOK, d_in=64, d_sae=16, arch="topk", n_tokens=10))
     db.write_latents(sae_id, *synthetic_batch(0, 4, n_top=2, n_quantile=1, context=6))
     db.close()
-    return TestClient(create_app(tmp / "dash.db", device="cpu"))
+    return local_client(create_app(tmp / "dash.db", device="cpu"))
 
 
 def test_encoder_model_is_refused_with_a_400_naming_the_fix(encoder_client) -> None:
@@ -129,7 +129,7 @@ def test_encoder_model_is_refused_with_a_400_naming_the_fix(encoder_client) -> N
     assert live._models == {} and live._saes == {}  # refused from the config: no weights loaded
     page = encoder_client.get("/steer", params={"sae_id": 1, "latent": 2})
     assert page.status_code == 200 and "not a causal LM" in page.text and 'id="steer-warning">' in page.text
-    ran = encoder_client.get("/steer", params={"sae_id": 1, "latent": 2, "prompt": PROMPT})
+    ran = encoder_client.post("/steer", data={"sae_id": 1, "latent": 2, "prompt": PROMPT})
     assert ran.status_code == 400 and "not a causal LM" in ran.text
     feature = encoder_client.get("/sae/1/feature/2").text
     assert "steer with this latent" in feature and 'id="steer-note"' in feature
@@ -141,7 +141,7 @@ def test_vector_file_from_the_vectors_folder_steers_like_the_latent(web_data, cl
     vector.metadata["model"] = str(web_data.model_dir)
     save_vector(vector, tmp_path / "vecs" / "topic" / "cat7")
     (tmp_path / "vecs" / "stray.safetensors").write_bytes(b"")  # no .json beside it: not listed
-    vclient = TestClient(create_app(web_data.db_path, device="cpu", vectors_dir=tmp_path / "vecs"))
+    vclient = local_client(create_app(web_data.db_path, device="cpu", vectors_dir=tmp_path / "vecs"))
     assert vclient.get("/api/steer/vectors").json() == [
         {"name": "topic/cat7", "hook": HOOK, "d": 64, "model": str(web_data.model_dir)}]
     by_file = vclient.post("/api/steer", json={"vector": "topic/cat7", "coef": 40.0, "prompt": PROMPT,

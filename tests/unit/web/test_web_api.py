@@ -5,13 +5,12 @@ from __future__ import annotations
 import shutil
 
 import torch
-from fastapi.testclient import TestClient
 
 from interplab.models.interventions import capture
 from interplab.models.loading import load_model
 from interplab.saes.io import load_sae
 from interplab.web.app import create_app
-from web_data import D_SAE, HOOK, XSS
+from web_data import D_SAE, HOOK, XSS, local_client
 
 
 def test_sae_and_feature_endpoints_return_the_database_rows(client) -> None:
@@ -82,8 +81,39 @@ def test_live_inference_names_the_missing_sae_file(web_data, tmp_path) -> None:
     moved = tmp_path / "db.db"
     shutil.copy(web_data.db_path, moved)
     app = create_app(moved, sae_paths={1: tmp_path / "gone"}, device="cpu")
-    resp = TestClient(app).post("/api/live", json={"sae_id": 1, "text": "hello"})
+    resp = local_client(app).post("/api/live", json={"sae_id": 1, "text": "hello"})
     assert resp.status_code == 503
     assert "no SAE at" in resp.json()["detail"] and "--sae" in resp.json()["detail"]
-    page = TestClient(app).get("/live", params={"sae_id": 1, "text": "hello"})
+    page = local_client(app).post("/live", data={"sae_id": 1, "text": "hello"})
     assert page.status_code == 200 and "no SAE at" in page.text
+
+
+def _older_database(web_data, folder, stored_path: str):
+    """A copy of the database in `folder`, its SAE row holding a relative path, as databases written before
+    paths were stored absolute do; the SAE folder copied beside it."""
+    import sqlite3
+
+    folder.mkdir(parents=True)
+    shutil.copy(web_data.db_path, folder / "dash.db")
+    shutil.copytree(web_data.sae_folder, folder / "sae")
+    with sqlite3.connect(folder / "dash.db") as conn:
+        conn.execute("UPDATE saes SET path = ?", (stored_path,))
+    return folder / "dash.db"
+
+
+def test_older_database_with_a_relative_sae_path_finds_it_beside_the_database(web_data, tmp_path,
+                                                                             monkeypatch) -> None:
+    db = _older_database(web_data, tmp_path / "runs", "sae")
+    monkeypatch.chdir(tmp_path)  # not where the database is
+    resp = local_client(create_app(db, device="cpu")).post("/api/live", json={"sae_id": 1, "text": "hello"})
+    assert resp.status_code == 200 and resp.json()["tokens"]
+
+
+def test_missing_sae_names_every_path_tried_and_the_fix(web_data, tmp_path, monkeypatch) -> None:
+    db = _older_database(web_data, tmp_path / "runs", "gone/sae")
+    monkeypatch.chdir(tmp_path)
+    resp = local_client(create_app(db, device="cpu")).post("/api/live", json={"sae_id": 1, "text": "hello"})
+    detail = resp.json()["detail"]
+    assert resp.status_code == 503 and "\n" not in detail
+    assert str(tmp_path / "runs" / "gone" / "sae") in detail and str(tmp_path / "gone" / "sae") in detail
+    assert "relative path 'gone/sae'" in detail and "interplab serve --db ... --sae" in detail

@@ -21,7 +21,7 @@ def test_wordpiece_contexts_get_spaces_and_bpe_contexts_stay_as_they_are() -> No
 
 def test_token_cells_keep_one_cell_per_token() -> None:
     cells = token_cells(["un", "##bel", "<script>"], [0.0, 2.0, 1.0], 2.0)
-    assert cells == [("un", "0", "0.000"), ("bel", "1.000", "2.000"), (" <script>", "0.500", "1.000")]
+    assert cells == [("un", "h0", "0.000"), ("bel", "h20", "2.000"), (" <script>", "h10", "1.000")]
 
 
 def test_histogram_bars_scale_to_the_largest_count() -> None:

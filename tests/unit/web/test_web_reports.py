@@ -29,7 +29,9 @@ def test_report_files_are_served_with_html_sandboxed(client) -> None:
     png = client.get("/report-files/probe/figures/acc.png")
     assert png.status_code == 200 and png.headers["content-type"] == "image/png"
     page = client.get("/report-files/probe/figures/acc.html")
-    assert page.status_code == 200 and page.headers["content-security-policy"] == "sandbox allow-scripts"
+    csp = page.headers["content-security-policy"]
+    assert page.status_code == 200 and csp.startswith("sandbox allow-scripts;") and "frame-ancestors 'self'" in csp
+    assert page.headers["x-frame-options"] == "SAMEORIGIN"  # the report page frames it; no other site may
 
 
 @pytest.mark.parametrize("path", ["..%2Fsecret.txt", "probe%2F..%2F..%2Fsecret.txt", "%2Fetc%2Fpasswd",
@@ -50,11 +52,10 @@ def test_resolve_inside_refuses_dotdot_absolute_and_symlinks(web_data) -> None:
 
 
 def test_no_reports_dir_says_how_to_add_one(web_data) -> None:
-    from fastapi.testclient import TestClient
-
     from interplab.web.app import create_app
+    from web_data import local_client
 
-    client = TestClient(create_app(web_data.db_path))
+    client = local_client(create_app(web_data.db_path))
     assert "--reports" in client.get("/reports").text
     assert client.get("/report-files/probe/figures/acc.png").status_code == 404
 

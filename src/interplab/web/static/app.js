@@ -2,9 +2,11 @@
 // textContent (never innerHTML), so a token like <script> shows as text.
 "use strict";
 
-function alphaOf(value, max) {
-  if (!(max > 0) || !(value > 0)) return 0;
-  return Math.min(value / max, 1);
+const SHADES = 20; // highlight classes h0..h20 in style.css, as render.py:shade (no inline styles: CSP)
+
+function shadeOf(value, max) {
+  if (!(max > 0) || !(value > 0)) return "h0";
+  return `h${Math.ceil(Math.min(value / max, 1) * SHADES - 1e-9)}`;
 }
 
 function displayToken(token) {
@@ -24,9 +26,8 @@ function renderLive(data, box) {
   const max = Math.max(0, ...strongest);
   const line = el("p", { className: "ctx", id: "live-tokens" });
   data.tokens.forEach((t, i) => {
-    const span = el("span", { className: "tok", textContent: displayToken(t.token), title: strongest[i].toFixed(3) });
-    span.style.backgroundColor = `rgba(255, 110, 0, ${alphaOf(strongest[i], max).toFixed(3)})`;
-    line.append(span);
+    line.append(el("span", { className: `tok ${shadeOf(strongest[i], max)}`, textContent: displayToken(t.token),
+      title: strongest[i].toFixed(3) }));
   });
   const body = el("tbody");
   data.tokens.forEach((t) => {
