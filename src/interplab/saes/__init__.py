@@ -1,5 +1,5 @@
-"""Sparse autoencoders: one file per architecture (its config class and SAE class, registered by
-name), losses, fast TopK kernels, file formats."""
+"""Sparse autoencoders and transcoders: one file per architecture (its config class and SAE class,
+registered by name), losses, fast TopK kernels, file formats."""
 
 from interplab.saes.base import SAE, SAEConfig, SAEOutput, TrainOutput, TrainState
 from interplab.saes.batchtopk import BatchTopKConfig, BatchTopKSAE
@@ -10,6 +10,18 @@ from interplab.saes.penalties import FrequencyPenaltyFields, frequency_weighted_
 from interplab.saes.registry import SAE_CLASSES, config_class, make_sae, register_sae, sae_config
 from interplab.saes.relu import ReLUConfig, ReLUSAE
 from interplab.saes.topk import TopKConfig, TopKSAE
+from interplab.saes.transcoder import (
+    JumpReLUSkipTranscoder,
+    JumpReLUSkipTranscoderConfig,
+    JumpReLUTranscoder,
+    JumpReLUTranscoderConfig,
+    TopKSkipTranscoder,
+    TopKSkipTranscoderConfig,
+    TopKTranscoder,
+    TopKTranscoderConfig,
+    TranscoderFields,
+    is_transcoder,
+)
 
 __all__ = [
     "BatchTopKConfig",
@@ -17,6 +29,10 @@ __all__ = [
     "FrequencyPenaltyFields",
     "JumpReLUConfig",
     "JumpReLUSAE",
+    "JumpReLUSkipTranscoder",
+    "JumpReLUSkipTranscoderConfig",
+    "JumpReLUTranscoder",
+    "JumpReLUTranscoderConfig",
     "ReLUConfig",
     "ReLUSAE",
     "SAE",
@@ -25,13 +41,19 @@ __all__ = [
     "SAEOutput",
     "TopKConfig",
     "TopKSAE",
+    "TopKSkipTranscoder",
+    "TopKSkipTranscoderConfig",
+    "TopKTranscoder",
+    "TopKTranscoderConfig",
     "TrainOutput",
     "TrainState",
+    "TranscoderFields",
     "config_class",
     "frequency_weighted_costs",
     "geometric_median",
     "init_b_dec_geometric_median_",
     "init_b_dec_mean_",
+    "is_transcoder",
     "load_dictionary_learning",
     "load_sae",
     "load_sparsify",

@@ -153,14 +153,10 @@ def config_from_saelens(raw: dict[str, Any], source: str = CFG_FILENAME) -> SAEC
     for key in ("d_in", "d_sae"):
         if not isinstance(raw.get(key), int) or isinstance(raw.get(key), bool):
             raise InterplabError(f"{source} lacks an integer {key!r} (found {raw.get(key)!r})")
-    cfg = cls(
-        d_in=raw["d_in"],
-        d_sae=raw["d_sae"],
-        apply_b_dec_to_input=bool(raw.get("apply_b_dec_to_input", True)),
-        dtype=str(raw.get("dtype", "float32")).removeprefix("torch."),
-        metadata=_metadata_from_saelens(raw),
-        **cls.fields_from_saelens(raw),
-    )
+    fields = {"apply_b_dec_to_input": bool(raw.get("apply_b_dec_to_input", True)),
+              "dtype": str(raw.get("dtype", "float32")).removeprefix("torch."),
+              **cls.fields_from_saelens(raw)}  # an architecture's own reading wins (transcoders)
+    cfg = cls(d_in=raw["d_in"], d_sae=raw["d_sae"], metadata=_metadata_from_saelens(raw), **fields)
     cfg.check()
     return cfg
 
