@@ -3,6 +3,7 @@ registered by name), losses, fast TopK kernels, file formats."""
 
 from interplab.saes.base import SAE, SAEConfig, SAEOutput, TrainOutput, TrainState
 from interplab.saes.batchtopk import BatchTopKConfig, BatchTopKSAE
+from interplab.saes.group import SAEGroup, SAEGroupConfig, load_group, save_group
 from interplab.saes.init import geometric_median, init_b_dec_geometric_median_, init_b_dec_mean_
 from interplab.saes.io import load_dictionary_learning, load_sae, load_sparsify, save_sae
 from interplab.saes.jumprelu import JumpReLUConfig, JumpReLUSAE
@@ -22,6 +23,7 @@ from interplab.saes.transcoder import (
     TranscoderFields,
     is_transcoder,
 )
+from interplab.saes.transcoder_io import load_sparsify_transcoder, save_sparsify_transcoder
 
 __all__ = [
     "BatchTopKConfig",
@@ -38,6 +40,8 @@ __all__ = [
     "SAE",
     "SAE_CLASSES",
     "SAEConfig",
+    "SAEGroup",
+    "SAEGroupConfig",
     "SAEOutput",
     "TopKConfig",
     "TopKSAE",
@@ -55,10 +59,14 @@ __all__ = [
     "init_b_dec_mean_",
     "is_transcoder",
     "load_dictionary_learning",
+    "load_group",
     "load_sae",
     "load_sparsify",
+    "load_sparsify_transcoder",
     "make_sae",
     "register_sae",
     "sae_config",
+    "save_group",
     "save_sae",
+    "save_sparsify_transcoder",
 ]

@@ -234,13 +234,16 @@ def _expect(tensors: dict[str, Tensor], name: str, shape: tuple[int, ...], sourc
 
 def load_sparsify(folder: str | Path, device=None, dtype: torch.dtype | None = None) -> SAE:
     """Read an EleutherAI sparsify folder: cfg.json + sae.safetensors with `encoder.weight` [d_sae, d_in],
-    `encoder.bias` [d_sae], `W_dec` [d_sae, d_in], `b_dec` [d_in]; `k` from cfg.json."""
+    `encoder.bias` [d_sae], `W_dec` [d_sae, d_in], `b_dec` [d_in]; `k` from cfg.json. Transcoders
+    (`transcode`, `W_skip`) are read by transcoder_io.py."""
     folder = Path(folder)
     raw = read_json(folder / CFG_FILENAME)
     src = str(folder / SPARSIFY_WEIGHTS)
     tensors = read_safetensors(folder / SPARSIFY_WEIGHTS)
     if raw.get("transcode") or raw.get("skip_connection") or "W_skip" in tensors:
-        raise InterplabError(f"{folder} is a sparsify transcoder / skip-connection model, not an SAE; not supported")
+        from interplab.saes.transcoder_io import load_sparsify_transcoder
+
+        return load_sparsify_transcoder(folder, raw, tensors, device=device, dtype=dtype)
     if raw.get("activation", "topk") != "topk":
         raise InterplabError(f"{folder} uses sparsify activation {raw.get('activation')!r}; only 'topk' is supported")
     if "encoder.weight" not in tensors:

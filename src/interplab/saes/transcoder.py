@@ -30,7 +30,7 @@ from torch import Tensor, nn
 from torch.autograd.function import FunctionCtx
 
 from interplab.common import InterplabError
-from interplab.saes.base import SAE, SAEConfig, SAEOutput, TrainOutput, TrainState
+from interplab.saes.base import SAEConfig, SAEOutput, TrainOutput, TrainState
 from interplab.saes.jumprelu import JumpReLUConfig, JumpReLUFn, JumpReLUSAE, StepFn
 from interplab.saes.penalties import latent_costs
 from interplab.saes.registry import register_sae
