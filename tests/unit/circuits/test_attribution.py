@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from conftest import random_transcoders
+from circuit_helpers import random_transcoders
 from interplab.circuits.attribution import GraphConfig, attribute
 from interplab.circuits.graph import graph_json, node_ids
 from interplab.circuits.interventions import frozen_change
