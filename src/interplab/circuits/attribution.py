@@ -193,8 +193,13 @@ class AttributionGraph:
         return (self.rows.double().sum(1) + self.row_bias.double() - self.row_value.double()).abs()
 
 
+def unembedding(model: nn.Module) -> Tensor:
+    """W_U as [vocab, d] (the LM head's weight)."""
+    return model.get_output_embeddings().weight  # type: ignore[operator,union-attr,return-value]
+
+
 def _seed_logits(model: nn.Module, tokens: list[int], P: int, B: int, dtype: torch.dtype) -> Tensor:
-    w_U = model.get_output_embeddings().weight  # [V, d]
+    w_U = unembedding(model)  # [V, d]
     seed = torch.zeros(B, P, w_U.shape[1], dtype=dtype, device=w_U.device)
     for b, t in enumerate(tokens):
         seed[b, -1] = w_U[t].to(dtype)
@@ -202,7 +207,7 @@ def _seed_logits(model: nn.Module, tokens: list[int], P: int, B: int, dtype: tor
 
 
 def _logit_bias(model: nn.Module, t: int) -> float:
-    b = getattr(model.get_output_embeddings(), "bias", None)
+    b = getattr(model.get_output_embeddings(), "bias", None)  # type: ignore[operator]
     return 0.0 if b is None else float(b[t])
 
 
@@ -252,7 +257,7 @@ class _Builder:
         """Each target's value with every source zeroed (E = 0, c_L = b_dec)."""
         zero = Replay(self.model, self.tcs, self.rec, 1, torch.zeros_like(self.rec.embeds_PD),
                       [tc.b_dec.detach().expand(self.P, -1) for tc in self.tcs], grad=False)
-        w_U = self.model.get_output_embeddings().weight
+        w_U = unembedding(self.model)
         out = [float(zero.hidden[0, -1] @ w_U[t].to(zero.hidden.dtype)) + _logit_bias(self.model, t)
                for t in logit_tokens]
         for col in feature_cols:

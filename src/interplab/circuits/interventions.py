@@ -81,13 +81,13 @@ def frozen_change(model: nn.Module, transcoders: list[Any], g: AttributionGraph,
                   logit_row: int = 0) -> float:
     """Δ logit in the local replacement model itself (attention, norms and the other features frozen):
     a forward check of the graph's direct effect, which it must equal up to rounding."""
-    from interplab.circuits.attribution import Replay, _logit_bias, _skip, record
+    from interplab.circuits.attribution import Replay, _logit_bias, _skip, record, unembedding
 
     ids = torch.tensor([g.input_ids], device=next(model.parameters()).device)
     rec = record(model, transcoders, ids)
     L, p, f, a = int(g.feat_layer[col]), int(g.feat_pos[col]), int(g.feat_idx[col]), float(g.feat_act[col])
     consts = [rec.mlp_out[i] - _skip(transcoders[i], rec.mlp_in[i]) for i in range(len(transcoders))]
-    token, w_U = g.logit_tokens[logit_row], model.get_output_embeddings().weight
+    token, w_U = g.logit_tokens[logit_row], unembedding(model)
     values = []
     for s in (1.0, scale):
         changed = [c.clone() for c in consts]

@@ -89,7 +89,7 @@ def _frozen_norm(module: nn.Module, kind: str) -> Any:
             var = centred.pow(2).mean(-1, keepdim=True)
             state.scales[id(module)] = torch.rsqrt(var + eps).detach()
         y = centred * state.scales[id(module)].to(x.dtype)
-        w = module.weight
+        w: Any = getattr(module, "weight", None)
         if w is not None:
             y = y * ((1.0 + w) if kind == "rms1p" else w)
         bias = getattr(module, "bias", None)

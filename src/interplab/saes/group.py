@@ -70,6 +70,10 @@ class SAEGroup(nn.Module):
     def of(cls, names: list[str], configs: list[SAEConfig]) -> SAEGroup:
         return cls(SAEGroupConfig(names=list(names), members=list(configs)))
 
+    def saes(self) -> list[SAE]:
+        """The members, typed."""
+        return list(self.members)  # type: ignore[arg-type]
+
     def member(self, name: str) -> SAE:
         return self.members[self.cfg.names.index(name)]  # type: ignore[return-value]
 
@@ -78,21 +82,21 @@ class SAEGroup(nn.Module):
 
     @property
     def normalize_decoder(self) -> bool:
-        return any(m.normalize_decoder for m in self.members)
+        return any(m.normalize_decoder for m in self.saes())
 
     def remove_gradient_parallel_to_decoder_(self) -> None:
-        for m in self.members:
+        for m in self.saes():
             if m.normalize_decoder:
                 m.remove_gradient_parallel_to_decoder_()
 
     def set_decoder_norm_to_unit_(self) -> None:
-        for m in self.members:
+        for m in self.saes():
             if m.normalize_decoder:
                 m.set_decoder_norm_to_unit_()
 
     def _slices(self) -> list[slice]:
         out, start = [], 0
-        for m in self.members:
+        for m in self.saes():
             out.append(slice(start, start + m.cfg.d_sae))
             start += m.cfg.d_sae
         return out
@@ -104,14 +108,14 @@ class SAEGroup(nn.Module):
             raise InterplabError(f"an SAE group of {len(self.members)} members needs batches [B, "
                                  f"{len(self.members)}, d]; got {tuple(x_BMD.shape)}")
         outs, variances = [], []
-        for m, (member, sl) in enumerate(zip(self.members, self._slices(), strict=True)):
+        for m, (member, sl) in enumerate(zip(self.saes(), self._slices(), strict=True)):
             sub = TrainState(sparsity_scale=state.sparsity_scale,
                              dead_mask_F=None if state.dead_mask_F is None else state.dead_mask_F[sl],
                              freq_F=None if state.freq_F is None else state.freq_F[sl])
             if target_BMD is None:
                 out = member.training_forward(x_BMD[:, m], sub)
             else:
-                out = member.training_forward(x_BMD[:, m], sub, target_BMD[:, m])  # type: ignore[call-arg]
+                out = member.training_forward(x_BMD[:, m], sub, target_BMD[:, m])  # type: ignore[call-arg,operator]
             outs.append(out)
             variances.append(out.mse_loss.detach() / out.fvu.clamp_min(1e-30))
         mse = torch.stack([o.mse_loss for o in outs]).sum()

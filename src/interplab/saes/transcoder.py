@@ -122,7 +122,6 @@ class TranscoderMixin:
     cfg: Any
     W_dec: nn.Parameter
     b_dec: nn.Parameter
-    W_enc: Tensor
 
     def _init_transcoder(self) -> None:
         cfg = self.cfg

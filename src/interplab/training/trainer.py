@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 from typing import Any, NamedTuple
 
@@ -229,7 +229,7 @@ def _save(ckpt: Checkpointer, step: int, tokens: int, sae: Trainable, opt: torch
 
 
 def _restore(ckpt: Checkpointer, sae: Trainable, opt: torch.optim.Optimizer, tracker: DeadLatentTracker,
-             source: Any) -> tuple[int, int, Iterator[Tensor]]:
+             source: Any) -> tuple[int, int, Iterator[Batch]]:
     """Load the newest valid checkpoint; return (step, tokens, batch iterator positioned after it)."""
     found = ckpt.latest_valid(required=("step", "tokens", "optimizer", "rng", "sae_config"))
     if found is None:
@@ -318,7 +318,7 @@ def _optimizer_step(sae: Trainable, opt: torch.optim.Optimizer, cfg: TrainConfig
 
 def fit(
     sae: Trainable,
-    batches: Iterator[Batch],
+    batches: Iterable[Batch],
     cfg: TrainConfig,
     evaluator: Evaluator | None = None,
     checkpointer: Checkpointer | None = None,
@@ -339,7 +339,7 @@ def fit(
         torch.set_num_threads(threads)
 
 
-def _fit(sae: Trainable, batches: Iterator[Batch], cfg: TrainConfig, evaluator: Evaluator | None,
+def _fit(sae: Trainable, batches: Iterable[Batch], cfg: TrainConfig, evaluator: Evaluator | None,
          checkpointer: Checkpointer | None, on_step: StepCallback | None, info: distributed.DistInfo,
          device: torch.device) -> TrainResult:
     sae.to(device).train()
