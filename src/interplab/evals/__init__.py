@@ -17,6 +17,7 @@ from interplab.evals.sparsity import (
     log_frequency_histogram,
     sparsity_stats,
 )
+from interplab.evals.transcoders import evaluate_transcoders
 
 __all__ = [
     "LossRecovered",
@@ -28,6 +29,7 @@ __all__ = [
     "SparsityStats",
     "cosine_matrix",
     "evaluate_sae",
+    "evaluate_transcoders",
     "fvu",
     "log_frequency_histogram",
     "loss_recovered",

@@ -4,11 +4,13 @@ edit activations."""
 from interplab.models.hookpoints import HookPoint, hook_names, resolve_hook
 from interplab.models.interventions import (
     ablate,
+    ablate_mlps,
     add_vector,
     capture,
     replace_activation,
     run_to_capture,
     splice_sae,
+    splice_transcoders,
 )
 from interplab.models.loading import LoadedModel, load_model
 from interplab.models.packaged import interplab_home, packaged_model_dir, packaged_model_names
@@ -17,6 +19,7 @@ __all__ = [
     "HookPoint",
     "LoadedModel",
     "ablate",
+    "ablate_mlps",
     "add_vector",
     "capture",
     "hook_names",
@@ -28,4 +31,5 @@ __all__ = [
     "resolve_hook",
     "run_to_capture",
     "splice_sae",
+    "splice_transcoders",
 ]

@@ -5,7 +5,10 @@ Names (TransformerLens-style, so results are comparable across families):
   blocks.{L}.resid_pre   input of block L
   blocks.{L}.resid_post  output of block L (the residual stream after it)
   blocks.{L}.attn_out    what the attention sub-layer adds (before the residual add)
-  blocks.{L}.mlp_out     what the MLP sub-layer adds (before the residual add)
+  blocks.{L}.mlp_in      what the MLP sub-layer reads (its normed input; a transcoder's input)
+  blocks.{L}.mlp_out     what the MLP sub-layer adds (before the residual add; a transcoder's target)
+  blocks.{L}.attn_z      the heads' mixed values entering attention's output projection
+                         [..., n_heads * d_head]: not always d_model wide, so not in `hook_names`
   ln_final               the final norm's output (pre-LN decoder families only)
 
 Any dotted module path of the model (e.g. `model.layers.3.mlp`) is accepted too: the generic fallback
@@ -34,6 +37,8 @@ class FamilyTable:
     attn: str  # format with {L}
     mlp: str
     ln_final: str | None
+    mlp_in: str  # the module whose *input* is the MLP's input
+    attn_z: str  # attention's output projection (its input holds the per-head values)
     # BERT-style post-LN models: the embedding hook reads the embeddings module's output.
     # Pre-LN decoders (GPT-2) add position embeddings inline, so `embed` reads block 0's input.
     embed_is_block0_input: bool = True
@@ -60,13 +65,16 @@ FAMILY_OF_MODEL_TYPE = {
 }
 
 FAMILY_TABLES: dict[str, FamilyTable] = {
-    "gpt2": FamilyTable(blocks="h", embed="wte", attn="h.{L}.attn", mlp="h.{L}.mlp", ln_final="ln_f"),
+    "gpt2": FamilyTable(blocks="h", embed="wte", attn="h.{L}.attn", mlp="h.{L}.mlp", ln_final="ln_f",
+                        mlp_in="h.{L}.mlp", attn_z="h.{L}.attn.c_proj"),
     "gpt_neox": FamilyTable(
         blocks="layers",
         embed="embed_in",
         attn="layers.{L}.attention",
         mlp="layers.{L}.mlp",
         ln_final="final_layer_norm",
+        mlp_in="layers.{L}.mlp",
+        attn_z="layers.{L}.attention.dense",
     ),
     "llama": FamilyTable(
         blocks="layers",
@@ -74,6 +82,8 @@ FAMILY_TABLES: dict[str, FamilyTable] = {
         attn="layers.{L}.self_attn",
         mlp="layers.{L}.mlp",
         ln_final="norm",
+        mlp_in="layers.{L}.mlp",
+        attn_z="layers.{L}.self_attn.o_proj",
     ),
     # Gemma 2/3 norm each sublayer's output again before the residual add ("sandwich" norms): what
     # attention and the MLP add is the output of post_attention_layernorm / post_feedforward_layernorm.
@@ -84,6 +94,8 @@ FAMILY_TABLES: dict[str, FamilyTable] = {
         attn="layers.{L}.post_attention_layernorm",
         mlp="layers.{L}.post_feedforward_layernorm",
         ln_final="norm",
+        mlp_in="layers.{L}.mlp",  # after pre_feedforward_layernorm
+        attn_z="layers.{L}.self_attn.o_proj",
     ),
     # BERT is post-LN: a layer's attention block ends in LayerNorm(x + attn), so "what attention adds"
     # is the output projection before that add; likewise the MLP's output projection.
@@ -93,11 +105,13 @@ FAMILY_TABLES: dict[str, FamilyTable] = {
         attn="encoder.layer.{L}.attention.output.dense",
         mlp="encoder.layer.{L}.output.dense",
         ln_final=None,
+        mlp_in="encoder.layer.{L}.intermediate",
+        attn_z="encoder.layer.{L}.attention.output.dense",
         embed_is_block0_input=False,
     ),
 }
 
-_BLOCK_HOOK = re.compile(r"^blocks\.(\d+)\.(resid_pre|resid_post|attn_out|mlp_out)$")
+_BLOCK_HOOK = re.compile(r"^blocks\.(\d+)\.(resid_pre|resid_post|attn_out|mlp_out|mlp_in|attn_z)$")
 
 
 @dataclass(frozen=True)
@@ -149,7 +163,7 @@ def hook_names(model: nn.Module) -> list[str]:
     for layer in range(n_layers):
         names.append(f"blocks.{layer}.resid_pre")
         if table is not None:
-            names += [f"blocks.{layer}.attn_out", f"blocks.{layer}.mlp_out"]
+            names += [f"blocks.{layer}.attn_out", f"blocks.{layer}.mlp_in", f"blocks.{layer}.mlp_out"]
         names.append(f"blocks.{layer}.resid_post")
     if table is not None and table.ln_final is not None:
         names.append("ln_final")
@@ -191,11 +205,12 @@ def resolve_hook(model: nn.Module, name: str) -> HookPoint:
                 f"hook {name!r}: no {kind} table for family {model_family(model)!r}; "
                 f"hook a module path instead (e.g. {_example_path(model)!r})"
             )
-        path = (table.attn if kind == "attn_out" else table.mlp).format(L=layer)
+        path = {"attn_out": table.attn, "mlp_out": table.mlp, "mlp_in": table.mlp_in,
+                "attn_z": table.attn_z}[kind].format(L=layer)
         module = _get_submodule(body, path)
         if module is None:
             raise InterplabError(f"hook {name!r}: module {path!r} not found in {type(model).__name__}")
-        return HookPoint(name, module, "output", layer)
+        return HookPoint(name, module, "input" if kind in ("mlp_in", "attn_z") else "output", layer)
     if name == "embed":
         if table is not None and table.embed is not None and not table.embed_is_block0_input:
             return HookPoint(name, body.get_submodule(table.embed), "output", None)

@@ -192,3 +192,47 @@ def splice_sae(model: nn.Module, hook: str, sae: Encoder) -> Iterator[None]:
 
     with replace_activation(model, hook, reconstruct):
         yield
+
+
+class Transcoder(Protocol):
+    """What `splice_transcoders` needs: the transcoder's output for an input (its `forward(x).x_hat`)."""
+
+    def __call__(self, x: Tensor) -> Any: ...
+
+
+@contextmanager
+def splice_transcoders(model: nn.Module, transcoders: Mapping[int, Transcoder]) -> Iterator[None]:
+    """Replace each layer's MLP output (`blocks.L.mlp_out`) by its transcoder's prediction from that
+    layer's MLP input (`blocks.L.mlp_in`), for the layers in `transcoders` at once."""
+    seen: dict[int, Tensor] = {}
+
+    def reader(layer: int) -> ActivationFn:
+        def read(x: Tensor) -> None:
+            seen[layer] = x
+
+        return read
+
+    def writer(layer: int, tc: Transcoder) -> ActivationFn:
+        def write(out: Tensor) -> Tensor:
+            if layer not in seen:
+                raise InterplabError(f"blocks.{layer}.mlp_out ran before blocks.{layer}.mlp_in was seen")
+            pred = tc(seen.pop(layer))
+            pred = getattr(pred, "x_hat", pred)
+            return pred.to(out.dtype)
+
+        return write
+
+    with ExitStack() as stack:
+        for layer, tc in transcoders.items():
+            stack.enter_context(replace_activation(model, f"blocks.{layer}.mlp_in", reader(layer)))
+            stack.enter_context(replace_activation(model, f"blocks.{layer}.mlp_out", writer(layer, tc)))
+        yield
+
+
+@contextmanager
+def ablate_mlps(model: nn.Module, layers: Sequence[int]) -> Iterator[None]:
+    """Zero the MLP output (`blocks.L.mlp_out`) of each of `layers`."""
+    with ExitStack() as stack:
+        for layer in layers:
+            stack.enter_context(ablate(model, f"blocks.{layer}.mlp_out"))
+        yield

@@ -153,14 +153,10 @@ def config_from_saelens(raw: dict[str, Any], source: str = CFG_FILENAME) -> SAEC
     for key in ("d_in", "d_sae"):
         if not isinstance(raw.get(key), int) or isinstance(raw.get(key), bool):
             raise InterplabError(f"{source} lacks an integer {key!r} (found {raw.get(key)!r})")
-    cfg = cls(
-        d_in=raw["d_in"],
-        d_sae=raw["d_sae"],
-        apply_b_dec_to_input=bool(raw.get("apply_b_dec_to_input", True)),
-        dtype=str(raw.get("dtype", "float32")).removeprefix("torch."),
-        metadata=_metadata_from_saelens(raw),
-        **cls.fields_from_saelens(raw),
-    )
+    fields = {"apply_b_dec_to_input": bool(raw.get("apply_b_dec_to_input", True)),
+              "dtype": str(raw.get("dtype", "float32")).removeprefix("torch."),
+              **cls.fields_from_saelens(raw)}  # an architecture's own reading wins (transcoders)
+    cfg = cls(d_in=raw["d_in"], d_sae=raw["d_sae"], metadata=_metadata_from_saelens(raw), **fields)
     cfg.check()
     return cfg
 
@@ -238,13 +234,16 @@ def _expect(tensors: dict[str, Tensor], name: str, shape: tuple[int, ...], sourc
 
 def load_sparsify(folder: str | Path, device=None, dtype: torch.dtype | None = None) -> SAE:
     """Read an EleutherAI sparsify folder: cfg.json + sae.safetensors with `encoder.weight` [d_sae, d_in],
-    `encoder.bias` [d_sae], `W_dec` [d_sae, d_in], `b_dec` [d_in]; `k` from cfg.json."""
+    `encoder.bias` [d_sae], `W_dec` [d_sae, d_in], `b_dec` [d_in]; `k` from cfg.json. Transcoders
+    (`transcode`, `W_skip`) are read by transcoder_io.py."""
     folder = Path(folder)
     raw = read_json(folder / CFG_FILENAME)
     src = str(folder / SPARSIFY_WEIGHTS)
     tensors = read_safetensors(folder / SPARSIFY_WEIGHTS)
     if raw.get("transcode") or raw.get("skip_connection") or "W_skip" in tensors:
-        raise InterplabError(f"{folder} is a sparsify transcoder / skip-connection model, not an SAE; not supported")
+        from interplab.saes.transcoder_io import load_sparsify_transcoder
+
+        return load_sparsify_transcoder(folder, raw, tensors, device=device, dtype=dtype)
     if raw.get("activation", "topk") != "topk":
         raise InterplabError(f"{folder} uses sparsify activation {raw.get('activation')!r}; only 'topk' is supported")
     if "encoder.weight" not in tensors:

@@ -1,7 +1,9 @@
 """`fit(sae, batches, cfg)`: the SAE training loop, kept short and straight (nanoGPT style).
 
 Per step:
-1. Take the next global batch [B, d_in]; under torchrun keep this rank's slice.
+1. Take the next global batch: [B, d_in] for an SAE, an (input, target) pair for transcoders
+   (`training_forward(x, state, target)`), stacked [B, M, d] for an `SAEGroup` of M members;
+   under torchrun keep this rank's slice.
 2. Set the learning rate and the sparsity warm-up for this step (pure functions of the step).
 3. Forward (`sae.training_forward`, bf16 autocast if asked; master weights stay fp32), backward.
 4. Average gradients over ranks; for unit-norm decoders project out the gradient along each decoder
@@ -17,7 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 from typing import Any, NamedTuple
 
@@ -25,8 +27,10 @@ import torch
 from torch import Tensor
 
 from interplab.common import InterplabError, free_cpu_threads, get_device, get_logger, seed_everything
-from interplab.saes.base import SAE, SAEConfig, TrainOutput, TrainState
+from interplab.saes.base import SAE, TrainOutput, TrainState
+from interplab.saes.group import SAEGroup
 from interplab.saes.init import init_b_dec_geometric_median_, init_b_dec_mean_
+from interplab.saes.transcoder import is_transcoder
 from interplab.training import distributed
 from interplab.training.checkpoint import (
     Checkpointer,
@@ -39,7 +43,11 @@ from interplab.training.schedules import lr_at, sparsity_scale_at
 
 log = get_logger(__name__)
 
-Evaluator = Callable[[SAE], dict[str, float]]
+Trainable = SAE | SAEGroup
+"""What `fit` trains: one SAE or transcoder, or a group of them sharing one stream."""
+Batch = Tensor | tuple[Tensor, Tensor]
+"""A stream element: activations, or (input, target) for transcoders."""
+Evaluator = Callable[[Any], dict[str, float]]
 StepCallback = Callable[[int, dict[str, float]], None]
 
 
@@ -170,14 +178,44 @@ class DeadLatentTracker:
         self._max_bound = None
 
 
-def _init_b_dec(sae: SAE, how: str, x_BD: Tensor) -> None:
-    if how == "geometric_median":
-        init_b_dec_geometric_median_(sae, x_BD[:4096])
+def _init_b_dec(sae: Trainable, how: str, batch: Batch) -> None:
+    """b_dec from the first batch: of the targets for transcoders (b_dec is their output bias)."""
+    x, target = split_batch(batch)
+    sample = x if target is None else target
+    if isinstance(sae, SAEGroup):
+        for m, member in enumerate(sae.members):
+            _init_b_dec(member, how, sample[:, m])  # type: ignore[arg-type]
+    elif how == "geometric_median":
+        init_b_dec_geometric_median_(sae, sample[:4096])
     elif how == "mean":
-        init_b_dec_mean_(sae, x_BD)
+        init_b_dec_mean_(sae, sample)
 
 
-def _save(ckpt: Checkpointer, step: int, tokens: int, sae: SAE, opt: torch.optim.Optimizer,
+def split_batch(batch: Batch) -> tuple[Tensor, Tensor | None]:
+    """(input, target or None) of a stream element."""
+    if isinstance(batch, tuple | list):
+        if len(batch) != 2:
+            raise InterplabError(f"a training batch is a tensor or an (input, target) pair, not {len(batch)} tensors")
+        return batch[0], batch[1]
+    return batch, None
+
+
+def _reads_pairs(sae: Trainable) -> bool:
+    if isinstance(sae, SAEGroup):
+        return all(is_transcoder(m) for m in sae.members)
+    return is_transcoder(sae)
+
+
+def _forward(sae: Trainable, x: Tensor, target: Tensor | None, state: TrainState) -> TrainOutput:
+    if target is None:
+        return sae.training_forward(x, state)
+    if not _reads_pairs(sae):
+        raise InterplabError("the stream yields (input, target) pairs but this SAE reconstructs its input; "
+                             "train a transcoder architecture on pairs, or an SAE on plain batches")
+    return sae.training_forward(x, state, target)  # type: ignore[call-arg]
+
+
+def _save(ckpt: Checkpointer, step: int, tokens: int, sae: Trainable, opt: torch.optim.Optimizer,
           tracker: DeadLatentTracker, source: Any, cfg: TrainConfig) -> None:
     opt_tensors, opt_meta = optimizer_state_flat(opt)
     rng_tensors, rng_meta = rng_state()
@@ -190,14 +228,14 @@ def _save(ckpt: Checkpointer, step: int, tokens: int, sae: SAE, opt: torch.optim
     log.debug("saved checkpoint %s", path)
 
 
-def _restore(ckpt: Checkpointer, sae: SAE, opt: torch.optim.Optimizer, tracker: DeadLatentTracker,
-             source: Any) -> tuple[int, int, Iterator[Tensor]]:
+def _restore(ckpt: Checkpointer, sae: Trainable, opt: torch.optim.Optimizer, tracker: DeadLatentTracker,
+             source: Any) -> tuple[int, int, Iterator[Batch]]:
     """Load the newest valid checkpoint; return (step, tokens, batch iterator positioned after it)."""
     found = ckpt.latest_valid(required=("step", "tokens", "optimizer", "rng", "sae_config"))
     if found is None:
         raise InterplabError(f"no readable checkpoint in {ckpt.folder}; delete the folder to start over")
     path, tensors, meta = found
-    if SAEConfig.from_dict(meta["sae_config"], source=f"{path} sae_config") != sae.cfg:
+    if type(sae.cfg).from_dict(meta["sae_config"], source=f"{path} sae_config") != sae.cfg:
         raise InterplabError(f"checkpoint {path} belongs to a different SAE config; use a new run folder "
                              "or the same SAE settings to resume")
     sae.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("sae.")})
@@ -246,7 +284,12 @@ def _check_finite(loss: Tensor, x_BD: Tensor, step: int) -> None:
     raise InterplabError(f"training diverged: the loss is {float(loss)} at step {step}; lower --lr or check the data")
 
 
-def _run_evaluator(sae: SAE, evaluator: Evaluator) -> dict[str, float]:
+def _to(batch: Batch, device: torch.device) -> Batch:
+    x, target = split_batch(batch)
+    return x.to(device) if target is None else (x.to(device), target.to(device))
+
+
+def _run_evaluator(sae: Trainable, evaluator: Evaluator) -> dict[str, float]:
     sae.eval()
     try:
         return {f"eval/{k}": v for k, v in evaluator(sae).items()}
@@ -254,7 +297,7 @@ def _run_evaluator(sae: SAE, evaluator: Evaluator) -> dict[str, float]:
         sae.train()
 
 
-def _adam(sae: SAE, cfg: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
+def _adam(sae: Trainable, cfg: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
     # fused: one kernel per parameter for the whole update instead of ~8 elementwise passes with
     # temporaries (CPU and CUDA have it; same update rule, deterministic, so resume stays exact).
     fused = device.type in ("cpu", "cuda") and all(p.is_floating_point() for p in sae.parameters())
@@ -262,7 +305,7 @@ def _adam(sae: SAE, cfg: TrainConfig, device: torch.device) -> torch.optim.Optim
     return torch.optim.Adam(sae.parameters(), lr=cfg.lr, betas=betas, fused=fused or None)
 
 
-def _optimizer_step(sae: SAE, opt: torch.optim.Optimizer, cfg: TrainConfig, info: distributed.DistInfo) -> None:
+def _optimizer_step(sae: Trainable, opt: torch.optim.Optimizer, cfg: TrainConfig, info: distributed.DistInfo) -> None:
     distributed.average_gradients_(sae.parameters(), info)
     if sae.normalize_decoder:
         sae.remove_gradient_parallel_to_decoder_()
@@ -274,14 +317,14 @@ def _optimizer_step(sae: SAE, opt: torch.optim.Optimizer, cfg: TrainConfig, info
 
 
 def fit(
-    sae: SAE,
-    batches: Iterator[Tensor],
+    sae: Trainable,
+    batches: Iterable[Batch],
     cfg: TrainConfig,
     evaluator: Evaluator | None = None,
     checkpointer: Checkpointer | None = None,
     on_step: StepCallback | None = None,
 ) -> TrainResult:
-    """Train `sae` in place on global batches [B, d_in]; `on_step(step, metrics)` runs after each step
+    """Train `sae` in place on global batches (see the module docstring); `on_step(step, metrics)` runs after each step
     (metrics is empty except on logging steps). Under torchrun call `distributed.init_from_env()` first."""
     cfg.check()
     info = distributed.current()
@@ -296,7 +339,7 @@ def fit(
         torch.set_num_threads(threads)
 
 
-def _fit(sae: SAE, batches: Iterator[Tensor], cfg: TrainConfig, evaluator: Evaluator | None,
+def _fit(sae: Trainable, batches: Iterable[Batch], cfg: TrainConfig, evaluator: Evaluator | None,
          checkpointer: Checkpointer | None, on_step: StepCallback | None, info: distributed.DistInfo,
          device: torch.device) -> TrainResult:
     sae.to(device).train()
@@ -312,26 +355,28 @@ def _fit(sae: SAE, batches: Iterator[Tensor], cfg: TrainConfig, evaluator: Evalu
         it = iter(source)
         if cfg.b_dec_init != "none":
             first = next(it)
-            _init_b_dec(sae, cfg.b_dec_init, first.to(device))
+            _init_b_dec(sae, cfg.b_dec_init, _to(first, device))
             it = itertools.chain([first], it)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.dtype == "bfloat16")
     metrics: dict[str, float] = {}
     done = start
     for step in range(start, cfg.total_steps):
         try:
-            x_BD = next(it)
+            x_BD, target = split_batch(next(it))
         except StopIteration:
             log.warning("the batch stream ended after %d steps (of %d)", step, cfg.total_steps)
             break
         n_rows = x_BD.shape[0]
         x_BD = distributed.local_slice(x_BD, info).to(device, non_blocking=True)
+        if target is not None:
+            target = distributed.local_slice(target, info).to(device, non_blocking=True)
         lr = lr_at(step, cfg.total_steps, cfg.lr, cfg.lr_warmup_steps, cfg.lr_decay, cfg.lr_decay_fraction)
         for group in opt.param_groups:
             group["lr"] = lr
         scale = sparsity_scale_at(step, cfg.sparsity_warmup_steps)
         state = TrainState(sparsity_scale=scale, dead_mask_F=tracker.maybe_dead_mask(), freq_F=tracker.freq_F)
         with autocast:
-            out = sae.training_forward(x_BD, state)
+            out = _forward(sae, x_BD, target, state)
         # On CPU reading the loss costs nothing, so every step is checked; on a GPU the read is a
         # sync, so only logging steps are (a diverged run then stops within log_every steps).
         if device.type == "cpu" or (step + 1) % cfg.log_every == 0:

@@ -96,3 +96,44 @@ def test_gemma2_uses_the_gemma3_table_and_its_sublayer_outputs_add_up():
         model(input_ids=torch.randint(0, 64, (2, 7)))
     update = acts["blocks.1.resid_post"] - acts["blocks.1.resid_pre"]
     torch.testing.assert_close(update, acts["blocks.1.attn_out"] + acts["blocks.1.mlp_out"], atol=1e-5, rtol=1e-4)
+
+
+def _mlp_of(lm, layer: int):
+    """The function from mlp_in to mlp_out, written per family from HF's own modules."""
+    block = lm.model.base_model.get_submodule(
+        {"gpt2": "h", "bert": "encoder.layer"}.get(lm.family, "layers"))[layer]
+    if lm.family == "bert":
+        return lambda x: block.output.dense(block.intermediate(x))
+    if lm.family == "gemma3":
+        return lambda x: block.post_feedforward_layernorm(block.mlp(x))
+    return block.mlp
+
+
+def test_mlp_in_is_what_the_mlp_reads_and_maps_to_mlp_out(loaded):
+    hooks = ["blocks.1.mlp_in", "blocks.1.mlp_out", "blocks.1.resid_pre", "blocks.1.attn_out"]
+    with capture(loaded.model, hooks) as acts, torch.no_grad():
+        loaded.model(**_batch(loaded))
+        mlp_out = _mlp_of(loaded, 1)(acts["blocks.1.mlp_in"])
+    torch.testing.assert_close(mlp_out, acts["blocks.1.mlp_out"])
+    assert "blocks.1.mlp_in" in hook_names(loaded.model)
+    if loaded.family in ("llama", "gemma3"):  # sequential pre-norm: the MLP reads norm(resid_pre + attn_out)
+        block = loaded.model.base_model.layers[1]
+        norm = block.pre_feedforward_layernorm if loaded.family == "gemma3" else block.post_attention_layernorm
+        with torch.no_grad():
+            expected = norm(acts["blocks.1.resid_pre"] + acts["blocks.1.attn_out"])
+        torch.testing.assert_close(acts["blocks.1.mlp_in"], expected)
+
+
+def test_attn_z_holds_the_heads_values_entering_the_output_projection(loaded):
+    point = resolve_hook(loaded.model, "blocks.0.attn_z")
+    with capture(loaded.model, ["blocks.0.attn_z"]) as acts, torch.no_grad():
+        loaded.model(**_batch(loaded))
+        projected = point.module(acts["blocks.0.attn_z"])
+    assert point.site == "input" and acts["blocks.0.attn_z"].shape[-1] == loaded.d_model  # 4 heads x 16 here
+    assert "blocks.0.attn_z" not in hook_names(loaded.model)
+    if loaded.family != "bert":
+        with capture(loaded.model, ["blocks.0.attn_out"]) as out, torch.no_grad():
+            loaded.model(**_batch(loaded))
+        if loaded.family == "gemma3":
+            projected = loaded.model.base_model.layers[0].post_attention_layernorm(projected)
+        torch.testing.assert_close(projected, out["blocks.0.attn_out"])

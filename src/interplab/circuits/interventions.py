@@ -1,0 +1,97 @@
+"""Interventions on graph features: the real model's logit change next to the graph's prediction.
+
+1. Pick features (default: the `top` with the largest |direct effect| on the target logit).
+2. Real model: run the prompt with layer L's MLP output at position p changed by
+   (scale - 1) · a · W_dec[f] (scale 0 ablates the feature, 2 doubles it) and nothing else frozen;
+   Δ_real = logit - clean logit.
+3. Graph: Δ_direct = (scale - 1) · A[logit, s] (the feature's direct effect, the edge weight); Δ_graph
+   also lets the visited downstream features respond linearly, δ_t = Σ_s A[t, s] / a_s · δ_s in layer
+   order (features stay active; errors and attention patterns stay frozen).
+4. relative error = |Δ_real - Δ_graph| / |Δ_real|. Where it is large, the cause is what the graph
+   freezes: attention patterns and norm scales that move with the residual stream, features that
+   switch on or off, and MLP error terms that change with their input.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from interplab.circuits.attribution import AttributionGraph
+from interplab.models.interventions import replace_activation
+
+
+def graph_prediction(g: AttributionGraph, col: int, scale: float, logit_row: int = 0) -> tuple[float, float]:
+    """(direct, through the visited features) logit change when feature column `col` is scaled."""
+    n_feat = g.n_features
+    acts = g.feat_act.double()
+    delta = torch.zeros(n_feat, dtype=torch.float64)
+    delta[col] = (scale - 1.0) * acts[col]
+    n_logits = len(g.logit_tokens)
+    per_unit = g.rows[:, :n_feat].double() / acts.clamp_min(1e-30)[None, :]  # ∂target / ∂a_s
+    rows_of = {int(c): n_logits + i for i, c in enumerate(g.row_features)}
+    order = sorted(rows_of, key=lambda c: (int(g.feat_layer[c]), c))
+    for t in order:
+        if int(g.feat_layer[t]) > int(g.feat_layer[col]):
+            delta[t] += float(per_unit[rows_of[t]] @ delta)
+    direct = float(per_unit[logit_row, col]) * float(delta[col])
+    return direct, float(per_unit[logit_row] @ delta)
+
+
+@torch.no_grad()
+def real_change(model: nn.Module, transcoders: list[Any], input_ids: Tensor, layer: int, pos: int, feature: int,
+                activation: float, scale: float, token: int) -> float:
+    """Δ logit of `token` at the last position in the real model with the feature's write scaled."""
+    clean = float(model(input_ids=input_ids, use_cache=False).logits[0, -1, token])
+    vec = (scale - 1.0) * activation * transcoders[layer].W_dec[feature]
+
+    def edit(x: Tensor) -> Tensor:
+        x = x.clone()
+        x[:, pos] += vec.to(x.dtype)
+        return x
+
+    with replace_activation(model, f"blocks.{layer}.mlp_out", edit):
+        changed = float(model(input_ids=input_ids, use_cache=False).logits[0, -1, token])
+    return changed - clean
+
+
+def check_interventions(model: nn.Module, transcoders: list[Any], g: AttributionGraph, top: int = 5,
+                        scale: float = 0.0, logit_row: int = 0, columns: list[int] | None = None) -> list[dict[str, Any]]:
+    """One row per feature (`columns`, else the `top` by |direct effect|): where it is, Δ_real,
+    Δ_direct, Δ_graph and the relative errors."""
+    direct_effects = g.rows[logit_row, : g.n_features].abs()
+    cols = columns if columns is not None else direct_effects.argsort(descending=True)[:top].tolist()
+    ids = torch.tensor([g.input_ids], device=next(model.parameters()).device)
+    out = []
+    for c in cols:
+        L, p, f, a = int(g.feat_layer[c]), int(g.feat_pos[c]), int(g.feat_idx[c]), float(g.feat_act[c])
+        real = real_change(model, transcoders, ids, L, p, f, a, scale, g.logit_tokens[logit_row])
+        direct, through = graph_prediction(g, c, scale, logit_row)
+        out.append({"layer": L, "pos": p, "feature": f, "activation": a, "delta_real": real,
+                    "delta_direct": direct, "delta_graph": through,
+                    "rel_error": abs(real - through) / max(abs(real), 1e-12),
+                    "rel_error_direct": abs(real - direct) / max(abs(real), 1e-12)})
+    return out
+
+
+@torch.no_grad()
+def frozen_change(model: nn.Module, transcoders: list[Any], g: AttributionGraph, col: int, scale: float,
+                  logit_row: int = 0) -> float:
+    """Δ logit in the local replacement model itself (attention, norms and the other features frozen):
+    a forward check of the graph's direct effect, which it must equal up to rounding."""
+    from interplab.circuits.attribution import Replay, _logit_bias, _skip, record, unembedding
+
+    ids = torch.tensor([g.input_ids], device=next(model.parameters()).device)
+    rec = record(model, transcoders, ids)
+    L, p, f, a = int(g.feat_layer[col]), int(g.feat_pos[col]), int(g.feat_idx[col]), float(g.feat_act[col])
+    consts = [rec.mlp_out[i] - _skip(transcoders[i], rec.mlp_in[i]) for i in range(len(transcoders))]
+    token, w_U = g.logit_tokens[logit_row], unembedding(model)
+    values = []
+    for s in (1.0, scale):
+        changed = [c.clone() for c in consts]
+        changed[L][p] += (s - 1.0) * a * transcoders[L].W_dec[f].to(changed[L].dtype)
+        rp = Replay(model, transcoders, rec, 1, rec.embeds_PD, changed, grad=False)
+        values.append(float(rp.hidden[0, -1] @ w_U[token].to(rp.hidden.dtype)) + _logit_bias(model, token))
+    return values[1] - values[0]
