@@ -33,6 +33,11 @@ def cache(
     device: str | None = typer.Option(None, help="cpu, cuda, ... (default: CUDA when present)."),
     resume: bool = typer.Option(False, help="Continue an interrupted run in --out (or repair bad shards)."),
     overwrite: bool = typer.Option(False, help="Replace a store already in --out."),
+    exclude_sinks: bool | None = typer.Option(
+        None, "--exclude-sinks/--keep-sinks",
+        help="Leave out attention sinks (first position, special tokens, 10x-median norms) from training, "
+        "evaluation and dashboards (default: on for causal LMs, off for encoders).",
+    ),
     trust_remote_code: bool = typer.Option(
         False, help="Run model code from the hub repo (only for repos you trust)."
     ),
@@ -55,6 +60,7 @@ def cache(
         write_threads=write_threads,
         overwrite=overwrite,
         resume=resume,
+        exclude_sinks=exclude_sinks,
     )
     StoreWriter.preflight(out, overwrite=overwrite, resume=resume)  # fail before loading the model
     texts = load_texts(data, text_field=text_field, split=split)
@@ -79,10 +85,11 @@ def cache(
         )
     norm_sum, n = 0.0, 0
     for shard in store.iter_shards():
-        norms = shard.acts[shard.mask].float().norm(dim=-1)
+        norms = shard.acts[shard.keep].float().norm(dim=-1)
         norm_sum, n = norm_sum + float(norms.sum()), n + len(norms)
     h = store.manifest.header
     typer.echo(
         f"cached {store.n_tokens} tokens ({h.n_seq} sequences x {h.context_size}) of {h.model} {h.hook} "
         f"in {store.n_shards} shards; d={h.d}, dtype={h.dtype}, mean norm={norm_sum / max(n, 1):.4g} -> {out}"
     )
+    typer.echo(f"excluded {store.n_excluded} tokens: {store.exclusion.describe()}")

@@ -52,7 +52,7 @@ def _open_source(data: dict[str, Any], batch_size: int, seed: int):
     # epochs=None: stream until the trainer has taken its steps (several passes over a small store)
     buffer = ActivationBuffer(store, BufferConfig(batch_size=batch_size, seed=seed, epochs=None, dtype=torch.float32))
     meta = {"model_name": h.model, "hook_name": h.hook, "dataset_path": str(data["store"]),
-            "context_size": h.context_size, "d_model": h.d}
+            "context_size": h.context_size, "d_model": h.d, "exclusion": h.exclusion.to_json()}
     return buffer, store.d, meta
 
 
@@ -71,6 +71,10 @@ def _evaluate(sae, data_meta: dict[str, Any], store: Path | None, n_batches: int
     from interplab.evals import evaluate_sae, per_feature_recovery
 
     result: dict[str, Any] = evaluate_sae(sae, _eval_batches(data_meta, store, n_batches, batch_size)).summary()
+    if store is not None:  # FVU and L0 are over the tokens the store keeps: say which it leaves out
+        from interplab.activations import ActivationStore
+
+        result["excluded_positions"] = ActivationStore.open(store).exclusion.describe()
     if store is None:
         rec = per_feature_recovery(_synthetic_source(data_meta["synthetic"]).features_FD, sae.W_dec.cpu())
         result.update(mmcs=rec.mmcs, frac_recovered_0_9=rec.frac_recovered)
@@ -260,6 +264,7 @@ def eval_sae(
 
 def _loss_recovered(sae, model: str, hook: str | None, n_texts: int, max_length: int,
                     device: str | None) -> dict[str, Any]:
+    from interplab.activations.exclusion import ExclusionRule
     from interplab.common import InterplabError
     from interplab.data.corpus import load_demo_corpus
     from interplab.evals import loss_recovered_on_texts
@@ -271,6 +276,9 @@ def _loss_recovered(sae, model: str, hook: str | None, n_texts: int, max_length:
     if lm.d_model != sae.cfg.d_in:
         raise InterplabError(f"{model} has d_model={lm.d_model} but the SAE reads d_in={sae.cfg.d_in}; "
                              "pass the model the SAE was trained on")
+    exclusion = ExclusionRule.from_json(sae.cfg.metadata.get("exclusion") or {})
     res = loss_recovered_on_texts(lm, load_demo_corpus()[:n_texts], hook, sae=sae.to(lm.device),
-                                  max_length=max_length)
-    return dict(res._asdict())
+                                  max_length=max_length, exclusion=exclusion)
+    out = res._asdict()
+    out["loss_n_tokens"] = out.pop("n_tokens")  # not the reconstruction's n_tokens, which it would overwrite
+    return {**out, "splice_excluded_positions": exclusion.describe()}
