@@ -20,7 +20,7 @@ from interplab.web.reports import (
     read_csv_table,
     resolve_inside,
 )
-from interplab.web.schemas import LiveRequest, LiveResponse, SteerRequest
+from interplab.web.schemas import DEFAULT_STEER_COEF, LiveRequest, LiveResponse, SteerRequest
 from interplab.web.state import NotFound, WebState
 from interplab.web.steer import not_causal_message, vector_infos
 
@@ -72,7 +72,7 @@ def _parse_coefs(text: str) -> list[float]:
     try:
         return [float(c) for c in text.replace(",", " ").split()]
     except ValueError:
-        raise ValueError(f"more coefficients: {text!r} is not a list of numbers like -8, 4, 16") from None
+        raise ValueError(f"more coefficients: {text!r} is not a list of numbers like -0.5, 0.5, 1") from None
 
 
 def _steer_view(state: WebState, form: dict[str, Any]) -> tuple[dict[str, Any], int]:
@@ -142,7 +142,7 @@ def page_router(state: WebState, pages: Pages) -> APIRouter:
     @router.get("/steer")
     def steer_page(source: str | None = Query(None, max_length=320), sae_id: int | None = None,
                    latent: int | None = None, vector: str | None = Query(None, max_length=300),
-                   coef: float = 8.0, coefs: str = Query("", max_length=200), prompt: str = Query("", max_length=2000),
+                   coef: float = DEFAULT_STEER_COEF, coefs: str = Query("", max_length=200), prompt: str = Query("", max_length=2000),
                    max_new_tokens: int = 24) -> HTMLResponse:
         saes, vectors = state.db.list_saes(), vector_infos(state.vectors_dir)
         sae_id, vector = _steer_source(source, sae_id, vector)
