@@ -78,16 +78,18 @@ class VarianceCheck:
     def add(self, acts_NTD: Tensor, real_NT: Tensor, keep_NT: Tensor) -> None:
         if self.n >= self.sample_tokens or not bool(real_NT.any()):
             return
-        x_MD = acts_NTD[real_NT].float()
-        kept_M = keep_NT[real_NT]
         if self.mu_D is None:
-            self.mu_D = (x_MD[kept_M] if bool(kept_M.any()) else x_MD).double().mean(0).float()
-        pos_M = torch.arange(real_NT.shape[1]).expand_as(real_NT)[real_NT]
-        self.dev.append((x_MD - self.mu_D).pow(2).sum(-1))
-        self.norm.append(torch.linalg.vector_norm(x_MD, dim=-1))
-        self.pos.append(pos_M.to(torch.int32))
-        self.kept.append(kept_M)
-        self.n += len(x_MD)
+            self.mu_D = acts_NTD[keep_NT if bool(keep_NT.any()) else real_NT].double().mean(0).float()
+        # ‖x - μ‖² = ‖x‖² - 2 x·μ + ‖μ‖²: two passes over the activations, no [N, T, D] temporaries
+        norm_NT = torch.linalg.vector_norm(acts_NTD, dim=-1, dtype=torch.float32)
+        dot_NT = acts_NTD.to(self.mu_D.dtype) @ self.mu_D
+        dev_NT = (norm_NT.double().square() - 2 * dot_NT.double() + float(self.mu_D.double().square().sum()))
+        pos_NT = torch.arange(real_NT.shape[1], dtype=torch.int32).expand_as(real_NT)
+        self.dev.append(dev_NT.clamp_min(0).float()[real_NT])
+        self.norm.append(norm_NT[real_NT])
+        self.pos.append(pos_NT[real_NT])
+        self.kept.append(keep_NT[real_NT])
+        self.n += int(real_NT.sum())
 
     def report(self) -> VarianceReport | None:
         """The shares over the tokens seen so far (None when none were)."""
