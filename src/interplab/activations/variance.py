@@ -123,7 +123,7 @@ class VarianceCheck:
 def log_report(report: VarianceReport, rule: ExclusionRule, hook: str) -> None:
     """Warn when a few kept tokens dominate the variance; otherwise say what the exclusion took out."""
     if report.dominated:
-        where = ", ".join(f"position {p}: {f:.0%}" for p, f in report.few_positions.items())
+        where = ", ".join(f"position {p}: {f:.0%}" for p, f in report.few_positions.items() if f >= 0.005)
         fix = ("cache with --exclude-sinks to leave them out" if rule.is_empty
                else "check which positions this model needs left out (CacheConfig.sink_positions, max_norm_ratio)")
         log.warning(
