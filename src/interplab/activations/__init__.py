@@ -1,6 +1,7 @@
 """Activations: cache a model's activations to disk, read them back, stream shuffled training batches."""
 
 from interplab.activations.buffer import ActivationBuffer, BufferConfig
+from interplab.activations.exclusion import ExclusionRule
 from interplab.activations.store import ActivationStore, Manifest, Shard, StoreHeader, StoreWriter
 
 __all__ = [
@@ -8,6 +9,7 @@ __all__ = [
     "ActivationStore",
     "BufferConfig",
     "CacheConfig",
+    "ExclusionRule",
     "Manifest",
     "Shard",
     "StoreHeader",

@@ -2,10 +2,11 @@
 
 Shuffle by windows of shards (memory bounded by the buffer size, not the store size):
   1. Each epoch draws a random shard order from (seed, epoch).
-  2. Consecutive shards in that order are grouped into windows holding about `buffer_tokens` real tokens.
-  3. A window is loaded, its real-token activations are permuted by a generator seeded from
+  2. Consecutive shards in that order are grouped into windows holding about `buffer_tokens` kept tokens
+     (real tokens the store's exclusion rule keeps: no padding, no attention sinks).
+  3. A window is loaded, its kept tokens' activations are permuted by a generator seeded from
      (seed, epoch, window), and the permuted rows are cut into [B, d] batches (a batch may span windows).
-Every real token appears exactly once per epoch, and the order depends only on (seed, epoch). Because the
+Every kept token appears exactly once per epoch, and the order depends only on (seed, epoch). Because the
 order is a function of indices, `state_dict()` is just (epoch, tokens consumed); `load_state_dict` jumps
 straight to that position without replaying earlier batches.
 """
@@ -36,7 +37,7 @@ class BufferConfig:
     batch_size: int = 4096
     """Token activations per batch."""
     buffer_tokens: int = 262_144
-    """About how many real tokens are held and mixed at once (at least one shard is always loaded)."""
+    """About how many kept tokens are held and mixed at once (at least one shard is always loaded)."""
     shuffle: bool = True
     """False yields tokens in store order (for evaluation)."""
     seed: int = 0
@@ -61,9 +62,9 @@ class ActivationBuffer:
         self.cfg = cfg or BufferConfig()
         if self.cfg.batch_size < 1 or self.cfg.buffer_tokens < 1:
             raise InterplabError("batch_size and buffer_tokens must be positive")
-        self._valid_per_shard = [s.n_tokens for s in store.manifest.shards]
+        self._valid_per_shard = [s.n_kept for s in store.manifest.shards]
         self.epoch = 0
-        self.position = 0  # real tokens of the current epoch already handed out
+        self.position = 0  # kept tokens of the current epoch already handed out
 
     def state_dict(self) -> dict[str, Any]:
         """Where the stream is: restoring it into a fresh buffer continues with the very next batch."""
@@ -106,11 +107,11 @@ class ActivationBuffer:
         return windows
 
     def _window_rows(self, epoch: int, w: int, shards: list[int]) -> Tensor:
-        """[n_valid, d] real-token activations of one window, permuted when shuffling."""
+        """[n_valid, d] activations of one window's kept tokens, permuted when shuffling."""
         parts = []
         for index in shards:
             shard = self.store.load_shard(index, verify=self.cfg.verify)
-            parts.append(shard.acts[shard.mask])
+            parts.append(shard.acts[shard.keep])
         rows_ND = torch.cat(parts)
         if not self.cfg.shuffle:
             return rows_ND
@@ -118,7 +119,7 @@ class ActivationBuffer:
         return rows_ND[torch.randperm(len(rows_ND), generator=gen)]
 
     def _epoch_rows(self, epoch: int, start: int) -> Iterator[Tensor]:
-        """Row blocks of `epoch` from real-token offset `start` on (earlier windows are not loaded)."""
+        """Row blocks of `epoch` from kept-token offset `start` on (earlier windows are not loaded)."""
         offset = 0
         for w, shards in enumerate(self.epoch_order(epoch)):
             size = sum(self._valid_per_shard[i] for i in shards)

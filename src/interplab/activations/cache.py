@@ -1,10 +1,13 @@
 """Cache a model's activations at one hook point into an `ActivationStore`, resumably and deterministically.
 
   1. Tokenize and pack the texts once (`tokenize_and_pack`): [n_seq, ctx] ids + mask.
-  2. Open the store writer; on --resume it keeps the verified shards of an earlier run.
-  3. For each pending shard, run the model on its sequences in batches, stopping the forward pass right
+  2. Resolve the exclusion rule (attention sinks, special tokens; exclusion.py) into the store header.
+  3. Open the store writer; on --resume it keeps the verified shards of an earlier run.
+  4. For each pending shard, run the model on its sequences in batches, stopping the forward pass right
      after the hooked layer (`run_to_capture`), and write the shard (checked, then atomically renamed).
      Writing happens in background threads, so the next shard's forward pass overlaps the disk I/O.
+  5. Check who carries the variance of the tokens just cached (variance.py): a warning with numbers when
+     a few kept tokens dominate it; the report goes into the manifest (`extra.variance_check`).
 Shard i always covers sequences [i*S, (i+1)*S) and batches never straddle shards, so a resumed run computes
 exactly the same batches as an uninterrupted one and produces byte-identical shards.
 """
@@ -17,11 +20,14 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor
 
+from interplab.activations.exclusion import ExclusionRule
 from interplab.activations.store import ActivationStore, StoreHeader, StoreWriter, storage_dtype
+from interplab.activations.variance import VarianceCheck, log_report
 from interplab.common import InterplabError, dtype_name, get_logger
 from interplab.data.text import PackedTokens, tokenize_and_pack
 from interplab.models.interventions import run_to_capture
@@ -57,9 +63,26 @@ class CacheConfig:
     """Replace a complete or interrupted store already in the output folder."""
     resume: bool = False
     """Continue an interrupted run (or repair missing/corrupt shards of a complete one)."""
+    exclude_sinks: bool | None = None
+    """Leave attention sinks out of training, evaluation and dashboards (they stay on disk; see
+    activations/exclusion.py); None: yes for causal LMs, no for encoders (their [CLS]/[SEP] are data)."""
+    sink_positions: int = 1
+    """Sinks: the first real tokens of every row (1: position 0, the attention sink)."""
+    exclude_special_tokens: bool = True
+    """Sinks: also the tokenizer's special tokens (BOS/EOS/pad) wherever they are, as SAELens and SAEBench."""
+    max_norm_ratio: float | None = 10.0
+    """Sinks: also tokens above this multiple of their shard's median norm (massive activations: ~100x);
+    10 keeps every ordinary token (SmolLM2's largest are ~1.7x the median). None: no limit."""
 
     def seqs_per_shard(self) -> int:
         return max(1, self.shard_tokens // self.context_size)
+
+    def exclusion_rule(self, tokenizer: Any, is_causal: bool) -> ExclusionRule:
+        """The positions a store of this model leaves out (an empty rule when sinks are kept)."""
+        if not (is_causal if self.exclude_sinks is None else self.exclude_sinks):
+            return ExclusionRule()
+        return ExclusionRule.for_tokenizer(tokenizer, self.sink_positions, self.exclude_special_tokens,
+                                           self.max_norm_ratio)
 
 
 def _fingerprint(packed: PackedTokens) -> str:
@@ -135,6 +158,7 @@ def cache_activations(
         tokenizer=getattr(loaded.tokenizer, "name_or_path", ""),
         is_causal=loaded.is_causal,
         batch_size=cfg.batch_size,
+        exclusion=cfg.exclusion_rule(loaded.tokenizer, loaded.is_causal),
     )
     writer = StoreWriter.start(out_dir, header, overwrite=cfg.overwrite, resume=cfg.resume)
     total = int(packed.attention_mask.sum())
@@ -150,17 +174,26 @@ def cache_activations(
         progress(done, total)
     # Writer threads: checking, hashing and writing shard i overlaps the forward passes of the next shards.
     # At most `write_threads` shards wait in memory; .result() re-raises a write error (NaN, disk full) here.
+    check = VarianceCheck()
     with ThreadPoolExecutor(max_workers=write_threads) as pool:
         in_flight: deque[Future] = deque()
         for index in writer.pending_shards():
             start, stop = header.shard_range(index)
             ids_SC, mask_SC = packed.input_ids[start:stop], packed.attention_mask[start:stop]
             acts_SCD = _forward_shard(loaded, hook, ids_SC, mask_SC, cfg, on_batch)
+            if check.n < check.sample_tokens:
+                check.add(acts_SCD, mask_SC, header.exclusion.keep_mask(ids_SC, mask_SC, acts_SCD))
             while len(in_flight) >= write_threads:
                 in_flight.popleft().result()
             in_flight.append(pool.submit(writer.write_shard, index, ids_SC, acts_SCD, mask_SC))
         for future in in_flight:
             future.result()
-    store = writer.finish(extra={"cache_config": asdict(cfg)})
-    log.info("cached %d tokens of %s into %s (%d shards)", store.n_tokens, hook, out_dir, store.n_shards)
+    extra: dict[str, Any] = {"cache_config": asdict(cfg)}
+    report = check.report()
+    if report is not None:
+        log_report(report, header.exclusion, hook)
+        extra["variance_check"] = report.to_json()
+    store = writer.finish(extra=extra)
+    log.info("cached %d tokens of %s into %s (%d shards; %d excluded: %s)", store.n_tokens, hook, out_dir,
+             store.n_shards, store.n_excluded, header.exclusion.describe())
     return store

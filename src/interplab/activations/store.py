@@ -6,6 +6,10 @@ Folder layout (one folder per model x hook x dataset):
     progress.json             while a run is under way: the header and the shards verified so far
     manifest.json             once complete: the same plus totals; written last, by temp file + os.replace
 
+Every position is stored (the shard `mask` marks real tokens, False on padding); the header's exclusion
+rule (exclusion.py: attention sinks, special tokens) says which real tokens training, evaluation and
+dashboards leave out. `load_shard` applies it (`Shard.keep`), so all readers honour it from here.
+
 Writing:
   1. `StoreWriter.start(folder, header, ...)` refuses a complete store (unless overwrite), a partial one
      (unless resume), or a header that differs from the partial run's (other model, d, data, ...).
@@ -17,6 +21,7 @@ Writing:
      that looks whole, nor a manifest that claims shards it does not have.
 
 Reading: `ActivationStore.open(folder)` validates the manifest; every shard read is checked against its sha256.
+Stores of format 1 (written before exclusion rules) have no rule: every real token is used, as before.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 from torch import Tensor
 
+from interplab.activations.exclusion import ExclusionRule
 from interplab.common import InterplabError, get_dtype, get_logger
 from interplab.files import write_bytes_atomic
 
@@ -41,7 +47,8 @@ log = get_logger(__name__)
 
 MANIFEST = "manifest.json"
 PROGRESS = "progress.json"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+"""2: the header holds an exclusion rule and shards count their excluded tokens."""
 
 
 def storage_dtype(name: str) -> torch.dtype:
@@ -84,6 +91,8 @@ class StoreHeader:
     """Whether windows are packed token streams (causal LM) or one padded document per row (encoder)."""
     batch_size: int = 0
     """Forward batch size (sequences); kept equal on resume so results are bit-identical."""
+    exclusion: ExclusionRule = field(default_factory=ExclusionRule)
+    """Real tokens that training, evaluation and dashboards leave out (none for format-1 stores)."""
 
     @property
     def n_shards(self) -> int:
@@ -93,6 +102,16 @@ class StoreHeader:
         """[start, stop) sequence indices covered by shard `index`."""
         start = index * self.seqs_per_shard
         return start, min(start + self.seqs_per_shard, self.n_seq)
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "exclusion": self.exclusion.to_json()}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> StoreHeader:
+        """The header in a manifest or progress file (their other keys are ignored); raises KeyError,
+        TypeError or ValueError on a malformed one, for the caller to name the file."""
+        fields = {k: data[k] for k in cls.__dataclass_fields__ if k in data and k != "exclusion"}
+        return cls(**fields, exclusion=ExclusionRule.from_json(data.get("exclusion") or {}))
 
 
 @dataclass
@@ -104,6 +123,12 @@ class ShardInfo:
     n_tokens: int
     """Real (mask=True) tokens in the shard."""
     sha256: str
+    n_excluded: int = 0
+    """Of the real tokens, those the header's exclusion rule leaves out."""
+
+    @property
+    def n_kept(self) -> int:
+        return self.n_tokens - self.n_excluded
 
 
 @dataclass
@@ -113,26 +138,22 @@ class Manifest:
     header: StoreHeader
     shards: list[ShardInfo]
     n_tokens: int
-    """Real (mask=True) tokens in the store: what training sees."""
+    """Real (mask=True) tokens in the store, excluded ones included."""
     interplab_version: str = ""
     format_version: int = FORMAT_VERSION
     extra: dict[str, Any] = field(default_factory=dict)
 
-    # Flat accessors, so callers can write `store.manifest.d` or `store.manifest["hook"]`.
-    def __getattr__(self, name: str) -> Any:
-        if name != "header" and name in StoreHeader.__dataclass_fields__:
-            return getattr(self.header, name)
-        raise AttributeError(name)
-
-    def __getitem__(self, name: str) -> Any:
-        return getattr(self, name)
+    @property
+    def n_excluded(self) -> int:
+        return sum(s.n_excluded for s in self.shards)
 
     def to_json(self) -> dict[str, Any]:
         return {
             "format_version": self.format_version,
             "interplab_version": self.interplab_version,
-            **asdict(self.header),
+            **self.header.to_json(),
             "n_tokens": self.n_tokens,
+            "n_excluded": self.n_excluded,
             "n_positions": self.header.n_seq * self.header.context_size,
             "shards": [asdict(s) for s in self.shards],
             "extra": self.extra,
@@ -141,7 +162,7 @@ class Manifest:
     @classmethod
     def from_json(cls, data: dict[str, Any], where: Path) -> Manifest:
         try:
-            header = StoreHeader(**{k: data[k] for k in StoreHeader.__dataclass_fields__ if k in data})
+            header = StoreHeader.from_json(data)
             shards = [ShardInfo(**s) for s in data["shards"]]
             return cls(
                 header,
@@ -165,7 +186,9 @@ class Shard(NamedTuple):
     acts: Tensor
     """[n_seq, ctx, d] activations in the stored dtype."""
     mask: Tensor
-    """[n_seq, ctx] bool, True on real tokens."""
+    """[n_seq, ctx] bool, True on real tokens (False on padding)."""
+    keep: Tensor
+    """[n_seq, ctx] bool, True on the real tokens the store's exclusion rule keeps: the ones to use."""
 
 
 def _atomic_write_json(path: Path, data: dict[str, Any]) -> None:
@@ -180,7 +203,9 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 
 def read_shard_file(path: Path, expected_sha256: str | None) -> Shard:
-    """Read one shard, checking its checksum first (a mismatch names the shard and the fix)."""
+    """Read one shard, checking its checksum first (a mismatch names the shard and the fix).
+
+    `keep` is the mask as stored: `ActivationStore.load_shard` applies the store's exclusion rule."""
     if not path.exists():
         raise InterplabError(
             f"shard {path} is missing; rerun the cache command with --resume to recompute it"
@@ -199,7 +224,7 @@ def read_shard_file(path: Path, expected_sha256: str | None) -> Shard:
     missing = {"tokens", "acts", "mask"} - set(tensors)
     if missing:
         raise InterplabError(f"shard {path} lacks {sorted(missing)}; it is not an interplab shard, delete it")
-    return Shard(tensors["tokens"].to(torch.int64), tensors["acts"], tensors["mask"])
+    return Shard(tensors["tokens"].to(torch.int64), tensors["acts"], tensors["mask"], tensors["mask"])
 
 
 def _version() -> str:
@@ -232,6 +257,10 @@ class ActivationStore:
                 f"{folder / MANIFEST} lists the wrong shards; delete the folder and recreate it"
             )
         storage_dtype(h.dtype)  # raises on an unknown dtype name
+        if manifest.format_version < 2 and h.is_causal:
+            log.warning("%s was cached before interplab left attention sinks out: training, evaluation and "
+                        "dashboards use every position, sinks included; recache it (--overwrite) to exclude "
+                        "them", folder)
         return cls(folder, manifest)
 
     @property
@@ -239,15 +268,26 @@ class ActivationStore:
         return self.manifest.header.d
 
     @property
+    def exclusion(self) -> ExclusionRule:
+        """The real tokens this store leaves out (see exclusion.py)."""
+        return self.manifest.header.exclusion
+
+    @property
     def n_tokens(self) -> int:
-        """Real (mask=True) tokens."""
-        return self.manifest.n_tokens
+        """Tokens to use: real ones the exclusion rule keeps (what training, evals and dashboards see)."""
+        return self.manifest.n_tokens - self.manifest.n_excluded
+
+    @property
+    def n_excluded(self) -> int:
+        """Real tokens the exclusion rule leaves out."""
+        return self.manifest.n_excluded
 
     @property
     def n_shards(self) -> int:
         return len(self.manifest.shards)
 
     def load_shard(self, index: int, verify: bool = True) -> Shard:
+        """Shard `index`, its `keep` mask computed by the store's exclusion rule."""
         info = self.manifest.shards[index]
         shard = read_shard_file(self.folder / info.file, info.sha256 if verify else None)
         h = self.manifest.header
@@ -256,7 +296,14 @@ class ActivationStore:
                 f"shard {self.folder / info.file} has shape {tuple(shard.acts.shape)}, expected "
                 f"{(info.n_seq, h.context_size, h.d)}; delete it and rerun with --resume"
             )
-        return shard
+        if h.exclusion.is_empty:
+            return shard
+        keep = h.exclusion.keep_mask(shard.tokens, shard.mask, shard.acts)
+        if int(shard.mask.sum() - keep.sum()) != info.n_excluded:
+            # only a norm within rounding of the rule's limit can do this (another CPU's float sums)
+            log.warning("shard %s: the exclusion rule leaves out %d tokens, the manifest says %d",
+                        self.folder / info.file, int(shard.mask.sum() - keep.sum()), info.n_excluded)
+        return shard._replace(keep=keep)
 
     def iter_shards(self, verify: bool = True) -> Iterator[Shard]:
         """(tokens, acts, mask) per shard, in order; each is checksum-verified unless verify=False."""
@@ -271,11 +318,15 @@ class ActivationStore:
         """[n_seq, ctx] bool mask of real tokens."""
         return torch.cat([s.mask for s in self.iter_shards()])
 
+    def keep_masks(self) -> Tensor:
+        """[n_seq, ctx] bool mask of the tokens to use (real and not excluded)."""
+        return torch.cat([s.keep for s in self.iter_shards()])
+
     def valid_activations(self, max_tokens: int | None = None) -> Tensor:
-        """[n_tokens, d] activations of real tokens in store order (loads them all: small stores only)."""
+        """[n_tokens, d] activations of the tokens to use, in store order (loads them all: small stores only)."""
         parts, total = [], 0
         for shard in self.iter_shards():
-            parts.append(shard.acts[shard.mask])
+            parts.append(shard.acts[shard.keep])
             total += len(parts[-1])
             if max_tokens is not None and total >= max_tokens:
                 break
@@ -285,7 +336,7 @@ class ActivationStore:
     def batches(
         self, batch_size: int, shuffle: bool = True, seed: int = 0, drop_last: bool = True
     ) -> Iterator[Tensor]:
-        """One epoch of [B, d] batches of real-token activations (shuffled by a bounded buffer)."""
+        """One epoch of [B, d] batches of the kept tokens' activations (shuffled by a bounded buffer)."""
         from interplab.activations.buffer import ActivationBuffer, BufferConfig
 
         cfg = BufferConfig(batch_size=batch_size, shuffle=shuffle, seed=seed, drop_last=drop_last, epochs=1)
@@ -325,7 +376,7 @@ class StoreWriter:
                 raise InterplabError(
                     f"{folder} holds shards but no manifest; pass --overwrite or pick another --out"
                 )
-            _atomic_write_json(folder / PROGRESS, {**asdict(header), "shards": {}})
+            _atomic_write_json(folder / PROGRESS, {**header.to_json(), "shards": {}})
             return cls(folder, header, {})
         old_header, old_shards, _ = previous
         cls.preflight(folder, overwrite, resume)
@@ -333,7 +384,7 @@ class StoreWriter:
         done = {i: s for i, s in old_shards.items() if cls._verified(folder, s)}
         # From here on the folder is "in progress" again until finish(): a crash never leaves a stale manifest.
         _atomic_write_json(
-            folder / PROGRESS, {**asdict(header), "shards": {str(i): asdict(s) for i, s in done.items()}}
+            folder / PROGRESS, {**header.to_json(), "shards": {str(i): asdict(s) for i, s in done.items()}}
         )
         (folder / MANIFEST).unlink(missing_ok=True)
         log.info("resuming %s: %d of %d shards already done", folder, len(done), header.n_shards)
@@ -364,7 +415,7 @@ class StoreWriter:
         if (folder / PROGRESS).exists():
             data = _read_json(folder / PROGRESS)
             try:
-                header = StoreHeader(**{k: data[k] for k in StoreHeader.__dataclass_fields__ if k in data})
+                header = StoreHeader.from_json(data)
                 shards = {int(i): ShardInfo(**s) for i, s in data["shards"].items()}
             except (KeyError, TypeError, ValueError) as exc:
                 raise InterplabError(
@@ -439,11 +490,14 @@ class StoreWriter:
             "mask": mask.to(torch.bool).contiguous(),
         }
         data = st_save(payload)
-        info = ShardInfo(shard_name(index), stop - start, int(mask.sum()), hashlib.sha256(data).hexdigest())
+        # counted on the stored tensors, exactly as load_shard will recompute it
+        n_kept = int(h.exclusion.keep_mask(payload["tokens"], payload["mask"], payload["acts"]).sum())
+        n_real = int(payload["mask"].sum())
+        info = ShardInfo(shard_name(index), stop - start, n_real, hashlib.sha256(data).hexdigest(), n_real - n_kept)
         write_bytes_atomic(self.folder / info.file, data, fsync=True)
         with self._lock:
             self.done[index] = info
-            progress = {**asdict(h), "shards": {str(i): asdict(s) for i, s in sorted(self.done.items())}}
+            progress = {**h.to_json(), "shards": {str(i): asdict(s) for i, s in sorted(self.done.items())}}
             _atomic_write_json(self.folder / PROGRESS, progress)
         return info
 

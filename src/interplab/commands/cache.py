@@ -42,3 +42,4 @@ def _cache(values: dict[str, Any]) -> None:
         f"cached {store.n_tokens} tokens ({h.n_seq} sequences x {h.context_size}) of {h.model} {h.hook} "
         f"in {store.n_shards} shards; d={h.d}, dtype={h.dtype}, mean norm={mean_norm(store):.4g} -> {values['out']}"
     )
+    typer.echo(f"excluded {store.n_excluded} tokens: {store.exclusion.describe()}")

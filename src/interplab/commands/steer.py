@@ -7,9 +7,16 @@ from pathlib import Path
 import typer
 
 steer_app = typer.Typer(
-    help="Steering vectors: build (contrast pairs / SAE latent), generate, sweep coefficients, compare.",
+    help="Steering vectors: build (contrast pairs / SAE latent), generate, sweep coefficients, compare. "
+    "Coefficients are in units of the hook's median activation norm (coefficient 1 adds a vector as long as "
+    "a typical activation there), so they mean the same on every model and hook.",
     no_args_is_help=True,
 )
+
+COEF_HELP = "in units of the hook's median activation norm; 0.25-0.5 steer SmolLM2 fluently, ~1 breaks the text"
+# steering.units.DEFAULT_COEF / DEFAULT_SWEEP, repeated so `--help` needs no torch (a test keeps them equal)
+DEFAULT_COEF = 0.25
+DEFAULT_SWEEP = (-1.0, -0.5, -0.25, 0.0, 0.25, 0.5, 1.0)
 
 DEFAULT_PROMPTS = [
     "I think that",
@@ -99,14 +106,15 @@ def build(
     if language:
         vec.metadata["language"] = language
     path = V.save_vector(vec, out, overwrite=overwrite)
-    typer.echo(f"wrote {path} (hook {vec.hook}, d={vec.d}, norm={vec.norm:.4g})")
+    unit = "" if vec.hook_norm is None else f", the hook's median activation norm {vec.hook_norm:.4g} = coefficient 1"
+    typer.echo(f"wrote {path} (hook {vec.hook}, d={vec.d}, norm={vec.norm:.4g}{unit})")
 
 
 @steer_app.command("generate")
 def generate_cmd(
     model: str = typer.Option(..., help="HF hub id or local causal-LM folder."),
     vector: Path = typer.Option(..., help="Vector written by `interplab steer build`."),
-    coef: float = typer.Option(4.0, help="Coefficient multiplying the vector."),
+    coef: float = typer.Option(DEFAULT_COEF, help=f"Steering strength, {COEF_HELP}."),
     prompt: list[str] = typer.Option(None, help="Prompt (repeat for several; default: a few built-in)."),
     positions: str | None = typer.Option(
         None, help="Absolute token positions to steer, e.g. 0,-1 (default all)."
@@ -149,7 +157,8 @@ def sweep_cmd(
     vector: Path = typer.Option(..., help="Vector written by `interplab steer build`."),
     out: Path = typer.Option(Path("runs/steer"), help="Run folder (created)."),
     coefs: str = typer.Option(
-        "-8,-4,0,4,8", help="Comma-separated coefficients (write --coefs=-8,-4,0,4,8)."
+        ",".join(f"{c:g}" for c in DEFAULT_SWEEP),
+        help=f"Comma-separated coefficients, {COEF_HELP} (write --coefs=-0.5,0,0.5).",
     ),
     prompts: Path | None = typer.Option(None, help=".txt file, one prompt per line (default: built-in)."),
     keywords: str | None = typer.Option(
@@ -176,6 +185,7 @@ def sweep_cmd(
     from interplab.reports.writer import refuse_to_replace_report
     from interplab.steering.apply import GenerationSettings
     from interplab.steering.sweep import SweepConfig, sweep, write_sweep
+    from interplab.steering.units import calibrate
     from interplab.steering.vectors import load_vector
 
     if sum(x is not None for x in (keywords, probe_vector, probe_pairs)) != 1:
@@ -189,6 +199,7 @@ def sweep_cmd(
     )
     texts = _prompts(prompts, None)
     lm = load_model(model, device=device)
+    vec = calibrate(vec, lm)  # the coefficients' unit, recorded in the run's config
     target = _target(lm, keywords, probe_vector, probe_pairs, probe_hook or vec.hook)
     columns = [TextColumn("sweep {task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
     with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
@@ -201,6 +212,8 @@ def sweep_cmd(
         "vector": str(vector),
         "hook": vec.hook,
         "coefs": cfg.coefs,
+        "coef_unit": "the hook's median activation norm",
+        "hook_norm": vec.hook_norm,
         "target": target.name,
         "keywords": keywords,
         "probe_vector": str(probe_vector) if probe_vector else None,

@@ -98,7 +98,9 @@ def _settings(store: ActivationStore, dic: Dictionary, model: str, cfg: Dashboar
     """Everything that decides the database content: a resume must match it exactly."""
     h = store.manifest.header
     return {"weights": dic.fingerprint, "store_tokens": h.tokens_sha256, "n_seq": h.n_seq, "hook": h.hook,
-            "store_model": h.model, "model": model, **cfg.content_dict()}
+            "store_model": h.model, "model": model, **cfg.content_dict(),
+            # the excluded positions decide which tokens are scanned (absent for stores without a rule)
+            **({} if h.exclusion.is_empty else {"exclusion": h.exclusion.to_json()})}
 
 
 def _start_latent(db: DashboardDB, name: str, settings: dict[str, Any], n_latents: int,

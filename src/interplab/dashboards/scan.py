@@ -2,12 +2,14 @@
 
 1. `batches`: the store's rows in order, a few at a time ([R, T, D] activations, R·T ≈ batch_tokens),
    each with its global row index; `max_tokens` stops after whole rows.
-2. `scan_top` (pass 1): encode each batch's real tokens to latents [N, F] on the device, take the
-   per-row peaks, add them to the streaming top-k (top_contexts.py) and the maxima; keep the token ids.
+2. `scan_top` (pass 1): encode each batch's kept tokens (real ones the store's exclusion rule keeps: no
+   padding, no attention sinks) to latents [N, F] on the device, take the per-row peaks, add them to the streaming top-k (top_contexts.py)
+   and the maxima; keep the token ids.
 3. `scan_quantiles` (pass 2, needs pass 1's maxima): firing counts and sums, histogram of positive
    activations and seeded reservoir samples per activation bucket (quantiles.py).
 Both passes read the store in the same order with the same batches, so they are deterministic: a
-resumed build recomputes them and gets the same numbers.
+resumed build recomputes them and gets the same numbers. Only kept tokens are encoded, so no top or
+quantile example ever peaks on an excluded position; contexts still show excluded tokens (activation 0).
 """
 
 from __future__ import annotations
@@ -38,6 +40,9 @@ class Batch:
     """Global row (sequence) indices."""
     tokens_RT: Tensor
     mask_RT: Tensor
+    """Real tokens (shown in contexts)."""
+    keep_RT: Tensor
+    """Real tokens the store's exclusion rule keeps (encoded)."""
     acts_RTD: Tensor
 
 
@@ -73,17 +78,17 @@ def batches(store: ActivationStore, cfg: DashboardConfig) -> Iterator[Batch]:
         for r0 in range(0, n, per_batch):
             r1 = min(r0 + per_batch, n)
             yield Batch(torch.arange(first + r0, first + r1), shard.tokens[r0:r1], shard.mask[r0:r1],
-                        shard.acts[r0:r1])
+                        shard.keep[r0:r1], shard.acts[r0:r1])
         first += len(shard.tokens)
 
 
 def _encode_batch(encode: Encode, batch: Batch, device: torch.device) -> BatchLatents:
-    """The batch's real tokens encoded on the device. Only real tokens are encoded: encoder stores
-    hold one padded document per row, often mostly padding."""
-    mask_RT = batch.mask_RT.to(device)
+    """The batch's kept tokens encoded on the device. Only those are encoded: encoder stores hold one
+    padded document per row, often mostly padding, and a sink must never be a latent's top example."""
+    keep_RT = batch.keep_RT.to(device)
     with torch.no_grad():
-        latents_NF = encode(batch.acts_RTD.to(device)[mask_RT])
-    return BatchLatents.of(latents_NF, mask_RT, batch.rows_R)
+        latents_NF = encode(batch.acts_RTD.to(device)[keep_RT])
+    return BatchLatents.of(latents_NF, keep_RT, batch.rows_R)
 
 
 def scan_top(store: ActivationStore, encode: Encode, n_latents: int, cfg: DashboardConfig,

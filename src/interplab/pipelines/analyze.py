@@ -184,10 +184,12 @@ def _cache_stage(lm: LoadedModel, hook: str, folder: Path, texts: list[str], max
 
 
 def _loss_recovered(lm: LoadedModel, sae: SAE, hook: str, texts: list[str], cfg: AnalyzeConfig) -> dict[str, Any]:
+    from interplab.activations.exclusion import ExclusionRule
     from interplab.evals import loss_recovered_on_texts
 
+    exclusion = ExclusionRule.from_json(sae.cfg.metadata.get("exclusion") or {})
     res = loss_recovered_on_texts(lm, texts[: cfg.loss_texts], hook, sae=sae.to(lm.device),
-                                  max_length=cfg.context_size)
+                                  max_length=cfg.context_size, exclusion=exclusion)
     return {f"heldout_{k}" if k != "n_tokens" else "heldout_loss_tokens": v for k, v in res._asdict().items()}
 
 

@@ -65,9 +65,9 @@ def cache_run(
 
 
 def mean_norm(store: ActivationStore) -> float:
-    """Mean L2 norm of the store's real-token activations."""
+    """Mean L2 norm of the activations the store keeps (sinks and padding left out)."""
     total, n = 0.0, 0
     for shard in store.iter_shards():
-        norms = shard.acts[shard.mask].float().norm(dim=-1)
+        norms = shard.acts[shard.keep].float().norm(dim=-1)
         total, n = total + float(norms.sum()), n + len(norms)
     return total / max(n, 1)

@@ -85,7 +85,7 @@ def open_training_data(data: Data, batch_size: int, seed: int) -> tuple[Any, int
     # epochs=None: stream until the trainer has taken its steps (several passes over a small store)
     buffer = ActivationBuffer(store, BufferConfig(batch_size=batch_size, seed=seed, epochs=None, dtype=torch.float32))
     meta = {"model_name": h.model, "hook_name": h.hook, "dataset_path": str(data.store),
-            "context_size": h.context_size, "d_model": h.d}
+            "context_size": h.context_size, "d_model": h.d, "exclusion": h.exclusion.to_json()}
     return buffer, store.d, meta
 
 
@@ -115,6 +115,10 @@ def evaluate_on_data(sae: SAE, store: Path | None, n_batches: int, batch_size: i
     """FVU, L0, dead/dense fractions on a store (or held-out synthetic batches, plus MMCS)."""
     meta = sae.cfg.metadata
     result: dict[str, Any] = evaluate_sae(sae, eval_batches(meta, store, n_batches, batch_size)).summary()
+    if store is not None:  # FVU and L0 are over the tokens the store keeps: say which it leaves out
+        from interplab.activations import ActivationStore
+
+        result["excluded_positions"] = ActivationStore.open(store).exclusion.describe()
     if store is None:
         truth = ToyFeatureSource(ToyFeatureConfig(**meta["synthetic"])).features_FD
         rec = per_feature_recovery(truth, sae.W_dec.detach().cpu())
@@ -240,7 +244,9 @@ def evaluate_sae_run(
 
 def loss_recovered(sae: SAE, model: str, hook: str | None, n_texts: int, max_length: int,
                    device: str | None) -> dict[str, Any]:
-    """CE / KL loss recovered with the SAE spliced in at `hook`, on the demo corpus."""
+    """CE / KL loss recovered with the SAE spliced in at `hook`, on the demo corpus (positions the SAE's
+    store left out, such as attention sinks, keep their real activations)."""
+    from interplab.activations.exclusion import ExclusionRule
     from interplab.data.corpus import load_demo_corpus
     from interplab.evals import loss_recovered_on_texts
     from interplab.models.loading import load_model
@@ -251,6 +257,9 @@ def loss_recovered(sae: SAE, model: str, hook: str | None, n_texts: int, max_len
     if lm.d_model != sae.cfg.d_in:
         raise InterplabError(f"{model} has d_model={lm.d_model} but the SAE reads d_in={sae.cfg.d_in}; "
                              "pass the model the SAE was trained on")
+    exclusion = ExclusionRule.from_json(sae.cfg.metadata.get("exclusion") or {})
     res = loss_recovered_on_texts(lm, load_demo_corpus()[:n_texts], hook, sae=sae.to(lm.device),
-                                  max_length=max_length)
-    return dict(res._asdict())
+                                  max_length=max_length, exclusion=exclusion)
+    out = res._asdict()
+    out["loss_n_tokens"] = out.pop("n_tokens")  # not the reconstruction's n_tokens, which it would overwrite
+    return {**out, "splice_excluded_positions": exclusion.describe()}

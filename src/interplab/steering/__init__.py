@@ -3,6 +3,7 @@
 from interplab.steering.apply import GenerationSettings, generate, generate_steered, steer
 from interplab.steering.compare import write_cosine_report
 from interplab.steering.sweep import KeywordTarget, ProbeTarget, SweepConfig, perplexity, sweep, write_sweep
+from interplab.steering.units import DEFAULT_COEF, DEFAULT_SWEEP, calibrate, hook_median_norm
 from interplab.steering.vectors import (
     ContrastConfig,
     ContrastPair,
@@ -16,6 +17,8 @@ from interplab.steering.vectors import (
 )
 
 __all__ = [
+    "DEFAULT_COEF",
+    "DEFAULT_SWEEP",
     "ContrastConfig",
     "ContrastPair",
     "GenerationSettings",
@@ -23,11 +26,13 @@ __all__ = [
     "ProbeTarget",
     "SteeringVector",
     "SweepConfig",
+    "calibrate",
     "cosine_comparison",
     "from_contrast_pairs",
     "from_sae_latent",
     "generate",
     "generate_steered",
+    "hook_median_norm",
     "load_vector",
     "perplexity",
     "read_pairs",

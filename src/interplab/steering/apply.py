@@ -10,7 +10,8 @@ Positions are *absolute* token indices of the sequence (prompt tokens first, gen
    (batched prompts are left-padded for generation, so it is every row's last prompt token). Without a
    KV cache every generation step starts at 0; `generate`/`generate_steered` therefore turn negative
    positions into absolute ones from the prompt length before generating.
-3. The hook at `hook` adds the vector to the rows of this call whose absolute index is selected.
+3. The hook at `hook` adds coef * vector.step_D() (coefficients are in units of the hook's median
+   activation norm: units.py) to the rows of this call whose absolute index is selected.
 With `positions=None` every position is steered, generated tokens included (ActAdd/CAA-style).
 Hooks are removed in `finally`, also when generation raises.
 """
@@ -86,9 +87,9 @@ def steer(
     coef: float = 1.0,
     positions: Sequence[int] | None = None,
 ) -> Iterator[None]:
-    """Within the block, add `coef * vector` at `vector.hook` for all or the given absolute positions."""
+    """Within the block, add `coef * vector.step_D()` at `vector.hook` for all or the given absolute positions."""
     cursor = _Cursor()
-    vector_D = vector.vector_D.detach()
+    vector_D = vector.step_D().detach()
 
     def locate(module: nn.Module, args: tuple, kwargs: dict) -> None:
         cursor.start = _call_start(kwargs)
@@ -149,7 +150,8 @@ def generate_steered(
     positions: Sequence[int] | None = None,
     settings: GenerationSettings | None = None,
 ) -> list[str]:
-    """Completions (new text only) of each prompt with the vector added; `vector=None` is unsteered."""
+    """Completions (new text only) of each prompt with coef (in hook-norm units) * the vector added;
+    `vector=None` is unsteered."""
     return [g.text for g in generate(lm, prompts, vector, coef, positions, settings)]
 
 
@@ -162,10 +164,14 @@ def generate(
     settings: GenerationSettings | None = None,
 ) -> list[Generation]:
     """Like `generate_steered`, keeping the token ids of prompt and completion."""
+    from interplab.steering.units import calibrate
+
     settings = settings or GenerationSettings()
     _check_causal(lm)
     if not prompts:
         raise InterplabError("no prompts to generate from; pass at least one prompt")
+    if vector is not None and coef != 0.0:
+        vector = calibrate(vector, lm)
     out: list[Generation] = []
     for start in range(0, len(prompts), settings.batch_size):
         chunk = list(prompts[start : start + settings.batch_size])

@@ -1,7 +1,7 @@
 """Coefficient sweep: how much of the target behaviour a steering vector buys, and what it costs in coherence.
 
-For each coefficient c:
-1. Generate completions of the prompts with c * vector added (`apply.generate`, greedy by default).
+For each coefficient c (in units of the hook's median activation norm, units.py):
+1. Generate completions of the prompts with c * vector.step_D() added (`apply.generate`, greedy by default).
 2. Target: the keyword rate (fraction of completions containing any keyword, case-insensitive), or a
    probe score (mean over completions of a linear probe's P(positive), or of the projection on a unit
    direction, read at a hook of the *unsteered* model over the completion tokens).
@@ -34,6 +34,7 @@ from interplab.probes import LinearProbe, LinearProbeConfig, train_linear_probe
 from interplab.reports.index import FigureEntry
 from interplab.reports.writer import ReportWriter
 from interplab.steering.apply import Generation, GenerationSettings, generate
+from interplab.steering.units import DEFAULT_SWEEP, calibrate
 from interplab.steering.vectors import ContrastConfig, ContrastPair, SteeringVector, pooled_activations
 
 
@@ -41,8 +42,9 @@ from interplab.steering.vectors import ContrastConfig, ContrastPair, SteeringVec
 class SweepConfig:
     """Which coefficients, where, and how text is generated."""
 
-    coefs: list[float] = field(default_factory=lambda: [-8.0, -4.0, 0.0, 4.0, 8.0])
-    """Coefficients tried, in order (0 is the unsteered baseline)."""
+    coefs: list[float] = field(default_factory=lambda: list(DEFAULT_SWEEP))
+    """Coefficients tried, in order, in units of the hook's median activation norm (0 is the unsteered
+    baseline; fluent steering lies below ~0.5, see units.py)."""
     positions: list[int] | None = None
     """Absolute token positions to steer; None steers every position, generated tokens included."""
     generation: GenerationSettings = field(default_factory=GenerationSettings)
@@ -161,9 +163,10 @@ def sweep(
     """Rows (one per coefficient) and the generations behind them."""
     cfg = cfg or SweepConfig()
     if not cfg.coefs:
-        raise InterplabError("no coefficients to sweep; pass e.g. --coefs -8,-4,0,4,8")
+        raise InterplabError("no coefficients to sweep; pass e.g. --coefs=-0.5,0,0.5")
     if not prompts:
         raise InterplabError("no prompts to sweep over; pass --prompts (a .txt file, one prompt per line)")
+    vector = calibrate(vector, lm)  # measure the unit once, not per coefficient
     rows, outputs = [], {}
     for i, coef in enumerate(cfg.coefs):
         if progress is not None:

@@ -6,14 +6,16 @@ arXiv:2312.06681):
 2. Pool over positions: the last token ("last"), all tokens ("mean"), or only the answer tokens that
    follow a shared prompt ("answer" — CAA's A/B answer letter when the answer is one token).
 3. vector = mean(positive) - mean(negative); with pairs this equals the mean of per-pair differences.
-   The raw difference is kept (not unit-normed): coefficient 1 then moves the activation by the size
-   of the concept's actual shift, which makes coefficients comparable across hooks and models.
+4. Measure the hook's median activation norm on reference text (units.py) and keep it with the vector:
+   coefficients are in units of it, so coefficient c adds c * hook_norm along the vector's direction
+   on any model and hook (the raw difference is kept too, for comparisons and provenance).
 
 From an SAE: the latent's decoder row W_dec[f] (unit norm by default), the direction the SAE writes
-when the latent fires.
+when the latent fires; its hook norm is measured when it is first used with a model.
 
-On disk: `<name>.safetensors` (tensor "vector") + `<name>.json` (hook, d, norm, provenance). Never pickle:
-a vector file from a stranger cannot run code.
+On disk: `<name>.safetensors` (tensor "vector") + `<name>.json` (hook, d, norm, hook_norm, provenance).
+Never pickle: a vector file from a stranger cannot run code. Files without hook_norm (written before it
+existed) still load; their hook norm is measured on first use.
 """
 
 from __future__ import annotations
@@ -47,6 +49,9 @@ class SteeringVector:
     """Hook name it was read at and is meant to be added at, e.g. 'blocks.3.resid_post'."""
     metadata: dict[str, Any] = field(default_factory=dict)
     """JSON-safe provenance: model, method, pooling, n_pairs, sae folder and latent, language, ..."""
+    hook_norm: float | None = None
+    """Median activation norm at the hook (units.py): coefficient c adds c * hook_norm along the vector.
+    None until measured (`units.calibrate`)."""
 
     @property
     def d(self) -> int:
@@ -56,10 +61,19 @@ class SteeringVector:
     def norm(self) -> float:
         return float(self.vector_D.norm())
 
+    def step_D(self) -> Tensor:
+        """What coefficient 1 adds: the direction scaled to the hook's median activation norm."""
+        if self.hook_norm is None:
+            raise InterplabError(
+                f"the steering vector at {self.hook} has no hook norm, the unit of its coefficients; "
+                "measure it with interplab.steering.calibrate(vector, lm)"
+            )
+        return self.vector_D * (self.hook_norm / max(self.norm, 1e-12))
+
     def unit(self) -> SteeringVector:
-        """The same direction scaled to norm 1 (coefficients then read in activation-norm units)."""
+        """The same direction scaled to norm 1 (the steering it does is unchanged: only the direction counts)."""
         return SteeringVector(
-            self.vector_D / max(self.norm, 1e-12), self.hook, {**self.metadata, "unit": True}
+            self.vector_D / max(self.norm, 1e-12), self.hook, {**self.metadata, "unit": True}, self.hook_norm
         )
 
 
@@ -150,8 +164,10 @@ def from_contrast_pairs(
         raise InterplabError(
             "positive and negative activations are identical; use pairs that differ in the concept"
         )
+    from interplab.steering.units import hook_median_norm
+
     meta = {"method": "mean_difference", "pooling": cfg.pooling, "n_pairs": len(pairs), "model": lm.name}
-    return SteeringVector(vector_D, hook, {**meta, **dict(metadata or {})})
+    return SteeringVector(vector_D, hook, {**meta, **dict(metadata or {})}, hook_median_norm(lm, hook))
 
 
 def from_sae_latent(sae: Any, latent: int, hook: str | None = None, unit: bool = True) -> SteeringVector:
@@ -222,6 +238,8 @@ def save_vector(vec: SteeringVector, path: str | Path, overwrite: bool = False) 
         "hook": vec.hook,
         "d": vec.d,
         "norm": vec.norm,
+        "hook_norm": vec.hook_norm,
+        "coef_unit": "the hook's median activation norm (hook_norm)",
         "format": "interplab.steering_vector/1",
         **vec.metadata,
     }
@@ -261,8 +279,9 @@ def load_vector(path: str | Path) -> SteeringVector:
         raise InterplabError(
             f"{tensor_path}: vector shape {tuple(vector_D.shape)} does not match d={meta.get('d')}"
         )
-    extra = {k: v for k, v in meta.items() if k not in ("hook", "d", "norm", "format")}
-    return SteeringVector(vector_D, str(meta["hook"]), extra)
+    extra = {k: v for k, v in meta.items() if k not in ("hook", "d", "norm", "hook_norm", "coef_unit", "format")}
+    hook_norm = meta.get("hook_norm")
+    return SteeringVector(vector_D, str(meta["hook"]), extra, None if hook_norm is None else float(hook_norm))
 
 
 def cosine_comparison(vectors: Mapping[str, SteeringVector]) -> tuple[list[str], Tensor]:

@@ -24,7 +24,7 @@ from interplab.web.reports import (
     read_csv_table,
     resolve_inside,
 )
-from interplab.web.schemas import LiveRequest, LiveResponse, SteerRequest
+from interplab.web.schemas import DEFAULT_STEER_COEF, LiveRequest, LiveResponse, SteerRequest
 from interplab.web.state import NotFound, WebState
 from interplab.web.steer import not_causal_message, vector_infos
 
@@ -75,7 +75,7 @@ def _parse_coefs(text: str) -> list[float]:
     try:
         return [float(c) for c in text.replace(",", " ").split()]
     except ValueError:
-        raise ValueError(f"more coefficients: {text!r} is not a list of numbers like -8, 4, 16") from None
+        raise ValueError(f"more coefficients: {text!r} is not a list of numbers like -0.5, 0.5, 1") from None
 
 
 def _steer_view(state: WebState, form: dict[str, Any]) -> tuple[dict[str, Any], int]:

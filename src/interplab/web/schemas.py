@@ -144,6 +144,8 @@ class LiveResponse(BaseModel):
 
 
 Coef = Annotated[float, Field(ge=-1000, le=1000)]
+DEFAULT_STEER_COEF = 0.25
+"""steering.units.DEFAULT_COEF, repeated so the schemas load without torch (a test keeps them equal)."""
 
 
 class SteerRequest(BaseModel):
@@ -154,7 +156,9 @@ class SteerRequest(BaseModel):
     latent: int | None = Field(default=None, ge=0, description="latent of that SAE; its unit-norm decoder row")
     vector: str | None = Field(default=None, min_length=1, max_length=300,
                                description="instead of an SAE latent: a vector file, named as in GET /api/steer/vectors")
-    coef: Coef = Field(default=8.0, description="coefficient: coef * vector is added at every position")
+    coef: Coef = Field(default=DEFAULT_STEER_COEF,
+                       description="in units of the hook's median activation norm: coef * hook_norm along the vector "
+                                   "is added at every position (0.25-0.5 steer fluently, ~1 breaks the text)")
     coefs: list[Coef] = Field(default_factory=list, max_length=8,
                               description="more coefficients to try after coef (a quick sweep)")
     prompt: str = Field(min_length=1, max_length=2000)
@@ -187,7 +191,10 @@ class SteerResponse(BaseModel):
     vector: str | None
     model: str
     hook: str
-    vector_norm: float = Field(description="norm of the added vector at coef 1 (1 for an SAE latent's unit row)")
+    vector_norm: float = Field(description="norm of the vector as built (1 for an SAE latent's unit row); only its "
+                                           "direction counts")
+    hook_norm: float = Field(description="the hook's median activation norm on reference text: the length of what "
+                                         "coefficient 1 adds")
     prompt: str
     max_new_tokens: int
     unsteered: SteerGeneration

@@ -7,10 +7,13 @@
 2. The model is live inference's (web/live.py): loaded on the first request, shared, and used under the
    same lock, because steering registers hooks on it. A model whose config says it is not a causal LM is
    refused before any weights load (a 400 naming the fix): generation needs an LM head.
-3. `interplab.steering.apply.generate` (greedy) gives the unsteered completion and one steered completion
+3. Coefficients are in units of the hook's median activation norm (`interplab.steering.units`), as in
+   the CLI: a vector file carries the norm measured when it was built; for an SAE latent (or an older
+   file) it is measured once per model and hook on the reference text and kept for the server's life.
+4. `interplab.steering.apply.generate` (greedy) gives the unsteered completion and one steered completion
    per coefficient (coefficient 0 is the unsteered one; with steering, every position is steered,
    generated tokens included).
-4. Each completion's perplexity under the unsteered model given the prompt (`steering.sweep.perplexity`,
+5. Each completion's perplexity under the unsteered model given the prompt (`steering.sweep.perplexity`,
    one forward pass each) tells coherent steering from gibberish.
 """
 
@@ -33,6 +36,8 @@ if TYPE_CHECKING:  # torch and transformers load with the first steering request
 log = get_logger(__name__)
 
 VECTOR_DEPTH = 3  # folder levels searched under --vectors
+_hook_norms: dict[tuple[str, str], float] = {}
+"""(model, hook) -> median activation norm, measured once (a forward pass over the reference text)."""
 
 
 class SteerInputError(InterplabError):
@@ -93,8 +98,26 @@ def _perplexity(lm: LoadedModel, gen: Generation) -> float | None:
     return value if math.isfinite(value) else None
 
 
+def with_hook_norm(lm: LoadedModel, vector: SteeringVector) -> SteeringVector:
+    """`vector` with the unit of its coefficients (measured and remembered if it has none); hold the live lock."""
+    from dataclasses import replace
+
+    from interplab.steering.units import hook_median_norm
+
+    if vector.hook_norm is not None:
+        return vector
+    key = (lm.name, vector.hook)
+    if key not in _hook_norms:
+        try:
+            _hook_norms[key] = hook_median_norm(lm, vector.hook)
+        except InterplabError as exc:  # e.g. a hook this model does not have
+            raise SteerInputError(str(exc)) from None
+    return replace(vector, hook_norm=_hook_norms[key])
+
+
 def generations(lm: LoadedModel, vector: SteeringVector, req: SteerRequest) -> list[SteerGeneration]:
-    """The unsteered completion, then one per coefficient of the request; call it holding the live lock."""
+    """The unsteered completion, then one per coefficient of the request; call it holding the live lock
+    with `vector` from `with_hook_norm`."""
     from interplab.steering.apply import GenerationSettings, generate
 
     if not lm.is_causal:
@@ -135,10 +158,15 @@ def _vector_run(state: WebState, req: SteerRequest) -> SteerResponse:
     if state.live.is_causal(str(model)) is False:
         raise SteerInputError(not_causal_message(str(model)))
     with state.live.lock:
-        gens = generations(state.live.model(str(model)), vector, req)
+        lm = state.live.model(str(model))
+        if not lm.is_causal:
+            raise SteerInputError(not_causal_message(lm.name))
+        vector = with_hook_norm(lm, vector)
+        gens = generations(lm, vector, req)
+    assert vector.hook_norm is not None
     return SteerResponse(sae_id=None, latent=None, vector=req.vector, model=str(model), hook=vector.hook,
-                         vector_norm=vector.norm, prompt=req.prompt, max_new_tokens=req.max_new_tokens,
-                         unsteered=gens[0], steered=gens[1:])
+                         vector_norm=vector.norm, hook_norm=vector.hook_norm, prompt=req.prompt,
+                         max_new_tokens=req.max_new_tokens, unsteered=gens[0], steered=gens[1:])
 
 
 def _latent_run(state: WebState, req: SteerRequest) -> SteerResponse:
@@ -157,10 +185,14 @@ def _latent_run(state: WebState, req: SteerRequest) -> SteerResponse:
             vector = from_sae_latent(sae, req.latent, hook=rec.hook, unit=True)
         except InterplabError as exc:
             raise SteerInputError(str(exc)) from None
+        if not lm.is_causal:
+            raise SteerInputError(not_causal_message(lm.name))
+        vector = with_hook_norm(lm, vector)
         gens = generations(lm, vector, req)
+    assert vector.hook_norm is not None
     return SteerResponse(sae_id=req.sae_id, latent=req.latent, vector=None, model=model, hook=rec.hook,
-                         vector_norm=vector.norm, prompt=req.prompt, max_new_tokens=req.max_new_tokens,
-                         unsteered=gens[0], steered=gens[1:])
+                         vector_norm=vector.norm, hook_norm=vector.hook_norm, prompt=req.prompt,
+                         max_new_tokens=req.max_new_tokens, unsteered=gens[0], steered=gens[1:])
 
 
 def run_steer(state: WebState, req: SteerRequest) -> SteerResponse:

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from interplab.activations.exclusion import ExclusionRule
 from interplab.activations.store import MANIFEST, PROGRESS, ActivationStore, StoreHeader, StoreWriter
 from interplab.common import InterplabError
 
@@ -72,7 +73,7 @@ def test_round_trip_returns_exactly_what_was_written(tmp_path):
     torch.testing.assert_close(store.valid_activations(), acts[mask], rtol=0, atol=0)
     assert store.n_tokens == int(mask.sum()) == N_SEQ * CTX - 2
     reopened = ActivationStore.open(store.folder)
-    assert reopened.manifest.d == D and reopened.manifest["hook"] == "blocks.0.resid_post"
+    assert reopened.manifest.header.d == D and reopened.manifest.header.hook == "blocks.0.resid_post"
     manifest = json.loads((store.folder / MANIFEST).read_text())
     assert [s["n_seq"] for s in manifest["shards"]] == [3, 3, 1]
     assert manifest["interplab_version"] and manifest["n_tokens"] == store.n_tokens
@@ -175,3 +176,66 @@ def test_shape_mismatch_on_read_and_missing_manifest_give_fixes(tmp_path):
     (store.folder / "shard_00002.safetensors").unlink()
     with pytest.raises(InterplabError, match="shard_00002.safetensors is missing.*--resume"):
         list(store.iter_shards())
+
+
+SINK_RULE = ExclusionRule(first_positions=1, token_ids=(7,), token_names=("<s>",), max_norm_ratio=10.0)
+
+
+def sink_data() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """make_data with a token-7 separator, a 100x sink at position 0 and one massive activation at (4, 3)."""
+    tokens, acts, mask = make_data()
+    tokens[:, 2] = 7
+    acts[:, 0] *= 100.0
+    acts[4, 3] *= 100.0
+    return tokens, acts, mask
+
+
+def expected_keep(tokens, acts, mask) -> torch.Tensor:
+    keep = mask & (tokens != 7)
+    keep[:, 0] = False
+    keep[4, 3] = False
+    return keep
+
+
+def test_excluded_positions_are_stored_but_left_out_of_every_read(tmp_path):
+    data = sink_data()
+    writer = StoreWriter.start(tmp_path / "s", make_header(exclusion=SINK_RULE))
+    write_shards(writer, data)
+    store = writer.finish()
+    tokens, acts, mask = data
+    keep = expected_keep(*data)
+    assert torch.equal(torch.cat([s.acts for s in store.iter_shards()]), acts)  # everything stored
+    assert torch.equal(store.masks(), mask) and torch.equal(store.keep_masks(), keep)
+    assert store.n_tokens == int(keep.sum()) and store.n_excluded == int(mask.sum() - keep.sum())
+    torch.testing.assert_close(store.valid_activations(), acts[keep], rtol=0, atol=0)
+    batches = list(store.batches(4, shuffle=False, drop_last=False))
+    torch.testing.assert_close(torch.cat(batches), acts[keep], rtol=0, atol=0)
+    manifest = json.loads((store.folder / MANIFEST).read_text())
+    assert manifest["format_version"] == 2 and manifest["n_excluded"] == store.n_excluded
+    assert manifest["exclusion"]["description"] == (
+        "the first position of each sequence; special tokens <s>; tokens with norm above 10x the median")
+    assert ActivationStore.open(store.folder).exclusion == SINK_RULE
+
+
+def test_a_store_written_before_exclusion_rules_reads_every_real_token(tmp_path):
+    store, (_, acts, mask) = build_store(tmp_path / "s")
+    manifest = json.loads((store.folder / MANIFEST).read_text())
+    for key in ("exclusion", "n_excluded"):  # what format 1 wrote
+        del manifest[key]
+    for shard in manifest["shards"]:
+        del shard["n_excluded"]
+    manifest["format_version"] = 1
+    (store.folder / MANIFEST).write_text(json.dumps(manifest))
+    old = ActivationStore.open(store.folder)
+    assert old.exclusion.is_empty and old.n_excluded == 0 and old.n_tokens == int(mask.sum())
+    torch.testing.assert_close(old.valid_activations(), acts[mask], rtol=0, atol=0)
+
+
+def test_resume_refuses_another_exclusion_rule(tmp_path):
+    folder = tmp_path / "s"
+    writer = StoreWriter.start(folder, make_header(exclusion=SINK_RULE))
+    write_shards(writer, sink_data(), indices=[0])
+    with pytest.raises(InterplabError, match="differs from the stored one.*exclusion"):
+        StoreWriter.start(folder, make_header(), resume=True)
+    resumed = StoreWriter.start(folder, make_header(exclusion=SINK_RULE), resume=True)  # progress.json parsed back
+    assert resumed.pending_shards() == [1, 2] and resumed.done[0].n_excluded == writer.done[0].n_excluded

@@ -39,8 +39,16 @@ def test_causal_cache_matches_hf_hidden_states(gpt2, tmp_path):
     acts = torch.cat([s.acts for s in store.iter_shards()])
     torch.testing.assert_close(acts, ref, rtol=1e-5, atol=1e-5)
     assert store.n_shards == -(-len(tokens) // 7)
-    assert store.n_tokens == int(mask.sum()) == int(mask.numel() - (~mask).sum())
-    assert store.manifest.model == gpt2.name and store.manifest.is_causal
+    assert store.manifest.header.model == gpt2.name and store.manifest.header.is_causal
+    # causal default: the first position of every row and the EOS separators are left out (the tiny
+    # random model has no massive activations, so the norm limit leaves out nothing)
+    eos = gpt2.tokenizer.eos_token_id
+    expected_keep = mask & (tokens != eos)
+    expected_keep[:, 0] = False
+    assert torch.equal(store.keep_masks(), expected_keep)
+    assert store.n_tokens == int(expected_keep.sum()) and store.n_excluded == int(mask.sum() - expected_keep.sum())
+    assert store.exclusion.describe() == "the first position of each sequence; special tokens <|endoftext|>; " \
+        "tokens with norm above 10x the median"
 
 
 def test_encoder_cache_matches_minilm_hidden_states_and_masks_padding(minilm, tmp_path):
@@ -53,7 +61,7 @@ def test_encoder_cache_matches_minilm_hidden_states_and_masks_padding(minilm, tm
         out = minilm.model(input_ids=tokens, attention_mask=mask.long(), output_hidden_states=True)
     acts = torch.cat([s.acts for s in store.iter_shards()])
     torch.testing.assert_close(acts[mask], out.hidden_states[3][mask], rtol=1e-4, atol=1e-4)
-    assert store.d == 384 and not store.manifest.is_causal
+    assert store.d == 384 and not store.manifest.header.is_causal
 
 
 def test_same_input_gives_byte_identical_shards_with_any_writer_threads(gpt2, tmp_path):
@@ -62,7 +70,7 @@ def test_same_input_gives_byte_identical_shards_with_any_writer_threads(gpt2, tm
     threaded = CacheConfig(**{**cfg.__dict__, "write_threads": 3})  # shards finish out of order
     b = cache_activations(gpt2, TEXTS, "blocks.1.mlp_out", tmp_path / "b", threaded)
     assert shard_hashes(a.folder) == shard_hashes(b.folder)
-    assert a.manifest.n_seq == 20 and len(shard_hashes(a.folder)) == 4
+    assert a.manifest.header.n_seq == 20 and len(shard_hashes(a.folder)) == 4
 
 
 def test_bfloat16_storage_and_resume_of_a_complete_store_is_a_no_op(gpt2, tmp_path):
@@ -146,8 +154,8 @@ def test_cli_defaults_to_the_demo_corpus_and_resume_flag_is_accepted(tiny_model_
     ]
     assert CliRunner().invoke(app, args).exit_code == 0
     store = ActivationStore.open(out)
-    assert store.manifest.dataset == "interplab demo corpus" and store.manifest.dtype == "float16"
-    assert store.manifest.n_seq == 8
+    assert store.manifest.header.dataset == "interplab demo corpus" and store.manifest.header.dtype == "float16"
+    assert store.manifest.header.n_seq == 8
     first_doc = load_demo_corpus()[0]
     tok = AutoTokenizer.from_pretrained(tiny_model_dir("gpt2"))
     assert tok.decode(store.token_ids()[0, 1:]).startswith(first_doc[:20])

@@ -37,7 +37,7 @@ def test_cli_builds_a_database_whose_rows_read_back(gpt2_store, random_sae, tmp_
 
     sae = load_sae(random_sae)
     shards = list(ActivationStore.open(store).iter_shards())
-    tokens, mask = torch.cat([s.tokens for s in shards]), torch.cat([s.mask for s in shards])
+    tokens, mask = torch.cat([s.tokens for s in shards]), torch.cat([s.keep for s in shards])  # kept tokens
     latents = sae.encode(torch.cat([s.acts for s in shards])).detach()
     f = int(((latents > 0) & mask[..., None]).sum((0, 1)).argmax())
     feat = db.get_feature(rec.id, f)
@@ -55,6 +55,11 @@ def test_cli_builds_a_database_whose_rows_read_back(gpt2_store, random_sae, tmp_
     assert max(best.acts) == pytest.approx(best.max_act, abs=1e-4)
     quant = db.get_examples(rec.id, f, "quantile")
     assert quant and all(e.bucket is not None for e in quant)
+    # no example of any latent peaks on a position the store leaves out (first position, EOS separators)
+    assert not mask.all() and not mask[:, 0].any()
+    peaks = [divmod(e.position, tokens.shape[1]) for g in range(48)
+             for e in db.get_examples(rec.id, g, "top") + db.get_examples(rec.id, g, "quantile")]
+    assert len(peaks) > 48 and all(mask[row, pos] for row, pos in peaks)
     assert db.search_by_token(best.tokens[best.acts.index(max(best.acts))], sae_id=rec.id)
 
 
@@ -200,9 +205,10 @@ def test_max_tokens_scans_only_the_first_whole_rows(gpt2_store, random_sae, tmp_
     model_dir, store = gpt2_store
     cfg = DashboardConfig(top_k=3, max_tokens=100, n_logits=0, n_neighbours=0)
     result = build_dashboards(random_sae, store, tmp_path / "d.db", cfg, model=str(model_dir), device="cpu")
-    assert result.n_tokens == 7 * 16  # ceil(100 / 16) rows of 16 tokens
+    kept = int(ActivationStore.open(store).keep_masks()[:7].sum())  # ceil(100 / 16) rows of 16 tokens
+    assert result.n_tokens == kept < 7 * 16
     db = DashboardDB(tmp_path / "d.db")
-    assert db.list_saes()[0].n_tokens == 112
+    assert db.list_saes()[0].n_tokens == kept
     rows = {e.position // 16 for f in range(48) for e in db.get_examples(result.sae_id, f, "top")}
     assert rows and max(rows) < 7
     feat = db.get_feature(result.sae_id, 0)

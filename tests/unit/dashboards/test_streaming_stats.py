@@ -20,12 +20,14 @@ def clean_max(max_F: torch.Tensor) -> torch.Tensor:
 
 
 def _all_latents(store: ActivationStore, sae) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(latents [n, T, F], mask [n, T], tokens [n, T]) of the whole store, in memory."""
+    """(latents [n, T, F], keep [n, T], tokens [n, T]) of the whole store, in memory; latents are 0 on the
+    positions the store leaves out (the scans never encode them)."""
     shards = list(store.iter_shards())
     acts = torch.cat([s.acts for s in shards]).float()
+    keep = torch.cat([s.keep for s in shards])
     with torch.no_grad():
-        latents = sae.encode(acts)
-    return latents, torch.cat([s.mask for s in shards]), torch.cat([s.tokens for s in shards])
+        latents = sae.encode(acts) * keep[..., None]
+    return latents, keep, torch.cat([s.tokens for s in shards])
 
 
 @pytest.fixture()

@@ -10,8 +10,10 @@ HOOK = "blocks.0.resid_post"
 
 
 def _vector(d, scale=8.0):
+    """A random vector whose hook norm is its own norm: coefficient c then adds exactly c * vector."""
     gen = torch.Generator().manual_seed(0)
-    return SteeringVector(scale * torch.randn(d, generator=gen), HOOK)
+    vector_D = scale * torch.randn(d, generator=gen)
+    return SteeringVector(vector_D, HOOK, hook_norm=float(vector_D.norm()))
 
 
 def _load(family, tiny_model_dir):
@@ -119,6 +121,6 @@ def test_hooks_are_removed_after_an_exception_inside_generation(gpt2):
 
 def test_a_vector_of_the_wrong_width_is_a_one_line_error(gpt2):
     with pytest.raises(InterplabError, match="d=3"):
-        with steer(gpt2.model, SteeringVector(torch.ones(3), HOOK), coef=1.0):
+        with steer(gpt2.model, SteeringVector(torch.ones(3), HOOK, hook_norm=1.0), coef=1.0):
             gpt2.model(**gpt2.tokenize(["hi"]))
     assert _hooks(gpt2.model) == 0

@@ -87,7 +87,7 @@ function generationCard(title, g, prompt, id, cls) {
 function renderSteer(data, box) {
   const source = data.vector ? `vector ${data.vector}` : `latent ${data.latent}`;
   const meta = el("p", { className: "meta", id: "steer-meta",
-    textContent: `${data.model} \u00b7 ${data.hook} \u00b7 ${source} \u00b7 vector norm ${fmt2(data.vector_norm)}` });
+    textContent: `${data.model} \u00b7 ${data.hook} \u00b7 ${source} \u00b7 coefficient 1 = hook norm ${fmt2(data.hook_norm)}` });
   const cards = [generationCard("unsteered", data.unsteered, data.prompt, "steer-unsteered", "unsteered")];
   data.steered.forEach((g) => cards.push(generationCard(`steered, coefficient ${g.coef}`, g, data.prompt, "", "steered")));
   box.replaceChildren(meta, el("div", { className: "gens" }, cards));
@@ -96,7 +96,7 @@ function renderSteer(data, box) {
 function steerPayload() {
   const source = document.getElementById("steer-source").value;
   const coefs = document.getElementById("steer-coefs").value.split(/[\s,]+/).filter((c) => c !== "");
-  if (coefs.some((c) => Number.isNaN(Number(c)))) throw new Error("more coefficients: give numbers like -8, 4, 16");
+  if (coefs.some((c) => Number.isNaN(Number(c)))) throw new Error("more coefficients: give numbers like -0.5, 0.5, 1");
   const payload = {
     coef: Number(document.getElementById("steer-coef").value || 0),
     coefs: coefs.map(Number),
