@@ -15,8 +15,6 @@ from fastapi import HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
-from interplab.web.schemas import DEFAULT_STEER_COEF
-
 FORM_TYPE = "application/x-www-form-urlencoded"
 MAX_FIELDS = 20
 

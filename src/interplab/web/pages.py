@@ -24,7 +24,7 @@ from interplab.web.reports import (
     read_csv_table,
     resolve_inside,
 )
-from interplab.web.schemas import DEFAULT_STEER_COEF, LiveRequest, LiveResponse, SteerRequest
+from interplab.web.schemas import LiveRequest, LiveResponse, SteerRequest
 from interplab.web.state import NotFound, WebState
 from interplab.web.steer import not_causal_message, vector_infos
 
