@@ -38,20 +38,22 @@ def probe_report(lm: LoadedModel, hr: HookResult, out: Path, cfg: AnalyzeConfig)
 
 
 def steering_report(lm: LoadedModel, hook: str, out: Path, vectors: Path, cfg: AnalyzeConfig) -> dict[str, Any]:
-    """A sentiment vector from the built-in pairs at `hook`, swept over coefficients."""
+    """A sentiment vector from the built-in pairs at `hook`, swept over the default coefficients (in units of
+    the hook's median activation norm), scored by a probe trained on the same pairs (P(positive) of the
+    completions), with perplexity under the unsteered model."""
     from interplab.steering.apply import GenerationSettings
-    from interplab.steering.sweep import KeywordTarget, SweepConfig, sweep, write_sweep
+    from interplab.steering.sweep import ProbeTarget, SweepConfig, probe_from_pairs, sweep, write_sweep
     from interplab.steering.vectors import ContrastPair, from_contrast_pairs, save_vector
 
     pairs = [ContrastPair(p, n) for p, n in SENTIMENT.pairs]
-    vec = from_contrast_pairs(lm, pairs, hook)
-    vec.metadata["pairs"] = "built-in: sentiment"
+    vec = from_contrast_pairs(lm, pairs, hook, metadata={"pairs": "built-in: sentiment"})
     save_vector(vec, vectors / "sentiment", overwrite=True)
-    scfg = SweepConfig(coefs=[-1.0, -0.5, 0.0, 0.5, 1.0], generation=GenerationSettings(max_new_tokens=20))
-    target = KeywordTarget(list(SENTIMENT.keywords))
+    scfg = SweepConfig(generation=GenerationSettings(max_new_tokens=20))
+    target = ProbeTarget(hook, probe=probe_from_pairs(lm, pairs, hook))
     rows, outputs = sweep(lm, vec, list(SENTIMENT.prompts), target, scfg)
     config = {"model": lm.name, "vector": "sentiment (built-in pairs)", "hook": hook, "coefs": scfg.coefs,
-              "target": target.name, "keywords": list(SENTIMENT.keywords), "prompts": list(SENTIMENT.prompts)}
+              "coef_units": "hook median activation norm", "hook_norm": vec.hook_norm, "target": target.name,
+              "probe_pairs": "built-in: sentiment", "prompts": list(SENTIMENT.prompts)}
     write_sweep(out, rows, outputs, list(SENTIMENT.prompts), target.name, config, overwrite=True)
     return {f"coef {r.coef:g}": {"target": r.target, "perplexity": r.perplexity} for r in rows}
 

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import pytest
-from fastapi.testclient import TestClient
 
 from interplab.models.loading import load_model
 from interplab.saes.io import load_sae
 from interplab.steering import DEFAULT_COEF, from_sae_latent, generate_steered, hook_median_norm, save_vector
 from interplab.steering.apply import GenerationSettings
 from interplab.web.app import create_app
-from web_data import HOOK
+from web_data import HOOK, local_client
 
 PROMPT = "The cat sat on"
 
@@ -21,8 +20,9 @@ def test_latent_coefficients_are_in_units_of_the_hook_median_norm(web_data, clie
     body = res.json()
     assert res.status_code == 200 and body["steered"][0]["coef"] == DEFAULT_COEF  # the documented default
     assert body["hook_norm"] == pytest.approx(hook_median_norm(lm, HOOK), rel=1e-5)
-    assert "coefficient 1 = hook norm" in client.get("/steer", params={"sae_id": 1, "latent": 7,
-                                                                       "prompt": PROMPT}).text
+    page = client.post("/steer", data={"sae_id": "1", "latent": "7", "prompt": PROMPT, "max_new_tokens": "6"},
+                       headers={"Origin": str(client.base_url)})  # the page's form posts (only a POST runs)
+    assert page.status_code == 200 and "coefficient 1 = hook norm" in page.text
 
 
 def test_a_vector_file_steers_with_the_hook_norm_stored_in_it(web_data, tmp_path) -> None:
@@ -31,7 +31,7 @@ def test_a_vector_file_steers_with_the_hook_norm_stored_in_it(web_data, tmp_path
     vector.metadata["model"] = str(web_data.model_dir)
     vector.hook_norm = 3.0  # as if measured when it was built: used as is
     save_vector(vector, tmp_path / "vecs" / "v")
-    vclient = TestClient(create_app(web_data.db_path, device="cpu", vectors_dir=tmp_path / "vecs"))
+    vclient = local_client(create_app(web_data.db_path, device="cpu", vectors_dir=tmp_path / "vecs"))
     body = vclient.post("/api/steer", json={"vector": "v", "coef": 2.0, "prompt": PROMPT,
                                             "max_new_tokens": 6}).json()
     assert body["hook_norm"] == 3.0
