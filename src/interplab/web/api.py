@@ -112,7 +112,8 @@ def api_router(state: WebState) -> APIRouter:
 
     @router.get("/reports", response_model=list[ReportSummary])
     def reports() -> list[ReportSummary]:
-        return [ReportSummary(name=r.name, title=r.title, n_figures=len(r.figures), n_tables=len(r.tables))
+        return [ReportSummary(name=r.name, title=r.title, kind=r.kind, n_figures=len(r.figures),
+                              n_tables=len(r.tables))
                 for r in find_reports(state.reports_dir)]
 
     return router

@@ -213,6 +213,7 @@ class SteerVectorOut(BaseModel):
 class ReportSummary(BaseModel):
     name: str = Field(description="folder path relative to the reports directory")
     title: str
+    kind: str = Field(description="what wrote it: toy, probe-study, steering-sweep, autointerp, ...")
     n_figures: int
     n_tables: int
 
