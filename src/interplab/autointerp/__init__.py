@@ -1,4 +1,5 @@
-"""Auto-interpretability: explain SAE latents with an LLM and score the explanations (detection, fuzzing)."""
+"""Auto-interpretability: explain SAE latents (an LLM, or the token-statistics baseline) and score the
+explanations with a judge (detection, fuzzing), by parsed replies or by log-probabilities of fixed answers."""
 
 from interplab.autointerp.clients import ClientConfig, ExplainerClient, LocalHFClient, OpenAICompatibleClient
 from interplab.autointerp.examples import (
@@ -8,10 +9,19 @@ from interplab.autointerp.examples import (
     collect_examples,
     split_held_out,
 )
-from interplab.autointerp.explain import ExplainConfig, Explanation, explain_latent
-from interplab.autointerp.pipeline import AutointerpConfig, examples_from_db, run_autointerp
-from interplab.autointerp.score import ScoreConfig, ScoreResult, detection_score, fuzzing_score
+from interplab.autointerp.explain import ExplainConfig, Explainer, Explanation, LLMExplainer, explain_latent
+from interplab.autointerp.logprob import LogprobJudge
+from interplab.autointerp.pipeline import (
+    AutointerpConfig,
+    examples_from_db,
+    explainers_for,
+    run_autointerp,
+    spread,
+    summarize,
+)
+from interplab.autointerp.score import Judge, ScoreConfig, ScoreResult, detection_score, fuzzing_score
 from interplab.autointerp.serve import ExplainServer, serve_client
+from interplab.autointerp.token_stats import TokenStatsConfig, TokenStatsExplainer, token_stats_text
 
 __all__ = [
     "AutointerpConfig",
@@ -20,19 +30,29 @@ __all__ = [
     "ExampleConfig",
     "ExplainConfig",
     "ExplainServer",
+    "Explainer",
     "Explanation",
     "ExplainerClient",
+    "Judge",
+    "LLMExplainer",
     "LatentExamples",
     "LocalHFClient",
+    "LogprobJudge",
     "OpenAICompatibleClient",
     "ScoreConfig",
     "ScoreResult",
+    "TokenStatsConfig",
+    "TokenStatsExplainer",
     "collect_examples",
     "detection_score",
     "examples_from_db",
     "explain_latent",
+    "explainers_for",
     "fuzzing_score",
     "run_autointerp",
     "serve_client",
+    "spread",
     "split_held_out",
+    "summarize",
+    "token_stats_text",
 ]

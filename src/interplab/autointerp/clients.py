@@ -49,38 +49,50 @@ def plain_chat_prompt(messages: Messages) -> str:
     return "\n\n".join(lines) + "\n\nAssistant:"
 
 
+def chat_prompt_ids(lm: Any, messages: Messages) -> torch.Tensor:
+    """Token ids [1, S] of `messages` up to where the assistant's reply starts (chat template if any)."""
+    tok: Any = lm.tokenizer  # transformers' stubs type the template output too loosely for mypy
+    if getattr(tok, "chat_template", None):
+        ids = tok.apply_chat_template(list(messages), add_generation_prompt=True, tokenize=True, return_tensors="pt")
+        ids = ids["input_ids"] if isinstance(ids, Mapping) else ids
+        return ids.to(lm.device)
+    return tok(plain_chat_prompt(messages), return_tensors="pt")["input_ids"].to(lm.device)
+
+
+def context_length(lm: Any) -> int | None:
+    """The model's position limit, when its config names one."""
+    config = lm.model.config
+    n_ctx = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
+    return None if n_ctx is None else int(n_ctx)
+
+
+def load_causal(model: Any, device: str | None, role: str) -> Any:
+    """A LoadedModel causal LM from a name, folder or an already loaded one (`role` names it in errors)."""
+    from interplab.models.loading import LoadedModel, load_model
+
+    lm = model if isinstance(model, LoadedModel) else load_model(model, kind="causal", device=device)
+    if not lm.is_causal:
+        raise InterplabError(f"{role} {lm.name} is not a causal LM; pass a chat or base decoder model")
+    return lm
+
+
 class LocalHFClient:
     """A causal LM run in this process with transformers `generate` (chat template when it has one)."""
 
     def __init__(self, model: Any, cfg: ClientConfig | None = None, device: str | None = None):
-        from interplab.models.loading import LoadedModel, load_model
-
-        self.lm = model if isinstance(model, LoadedModel) else load_model(model, kind="causal", device=device)
-        if not self.lm.is_causal:
-            raise InterplabError(
-                f"explainer {self.lm.name} is not a causal LM; pass a chat or base decoder model"
-            )
+        self.lm = load_causal(model, device, "explainer")
         self.cfg = cfg or ClientConfig()
         self.name = f"hf:{Path(str(self.lm.name)).name}"
 
     def prompt_ids(self, messages: Messages) -> torch.Tensor:
-        tok: Any = self.lm.tokenizer  # transformers' stubs type the template output too loosely for mypy
-        if getattr(tok, "chat_template", None):
-            ids = tok.apply_chat_template(
-                list(messages), add_generation_prompt=True, tokenize=True, return_tensors="pt"
-            )
-            ids = ids["input_ids"] if isinstance(ids, Mapping) else ids
-            return ids.to(self.lm.device)
-        return tok(plain_chat_prompt(messages), return_tensors="pt")["input_ids"].to(self.lm.device)
+        return chat_prompt_ids(self.lm, messages)
 
     def complete(self, messages: Messages, max_tokens: int | None = None) -> str:
         ids_1S = self.prompt_ids(messages)
-        n_ctx = getattr(self.lm.model.config, "max_position_embeddings", None) or getattr(
-            self.lm.model.config, "n_positions", None
-        )
+        n_ctx = context_length(self.lm)
         new = max_tokens or self.cfg.max_tokens
-        if n_ctx is not None and ids_1S.shape[1] + new > int(n_ctx):
-            ids_1S = ids_1S[:, -(int(n_ctx) - new) :]  # keep the end: the question sits there
+        if n_ctx is not None and ids_1S.shape[1] + new > n_ctx:
+            ids_1S = ids_1S[:, -(n_ctx - new) :]  # keep the end: the question sits there
         kwargs: dict[str, Any] = {"max_new_tokens": new, "pad_token_id": self.lm.tokenizer.pad_token_id}
         kwargs["do_sample"] = self.cfg.temperature > 0
         if self.cfg.temperature > 0:

@@ -3,10 +3,18 @@
 Computed straight from a model + SAE + texts (no dashboards database needed):
 1. Tokenize the texts and cut them into windows of `context` tokens.
 2. Run the model to the SAE's hook, encode every token with the SAE: acts [windows, context, d_sae].
+   Positions that are never a latent's example count as silent: the first `skip_first` of each window
+   (a causal LM parks attention there, and its huge residual fires latents that mean nothing) and
+   special tokens (the EOS put between texts).
 3. Per latent: the `n_top` windows with the largest activation ("top"); windows sampled evenly across
    activation quantiles of the remaining activating windows ("quantile", so explanations and scores
    also see weak activations, as in Bills et al. 2023 and Paulo et al. 2024 arXiv:2410.13928); and
    random windows where the latent never fires ("random", the negatives of detection scoring).
+4. Without a list of latents, the `top_n` most frequently firing ones are taken among those that leave
+   `n_random` silent windows: a latent that fires in every window has no negatives, so detection
+   cannot score it (the most frequent latents of a real SAE are often such).
+Tokens are display strings from `interplab.models.tokens` (word starts of WordPiece models get their
+space back), so a window's tokens join into readable text.
 `split_held_out` then separates the examples an explanation is written from and the ones it is scored on.
 """
 
@@ -19,9 +27,12 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from interplab.common import InterplabError
+from interplab.common import InterplabError, get_logger
 from interplab.models.interventions import run_to_capture
 from interplab.models.loading import LoadedModel
+from interplab.models.tokens import token_texts
+
+log = get_logger(__name__)
 
 
 @dataclass
@@ -29,7 +40,7 @@ class Example:
     """One token window and a latent's activation on each token."""
 
     tokens: list[str]
-    """Token strings as decoded one by one (leading spaces kept)."""
+    """Display strings of the tokens (a word start carries its leading space), joining into the text."""
     acts: list[float]
     """The latent's activation per token (0 where it does not fire)."""
 
@@ -73,6 +84,9 @@ class ExampleConfig:
     """Windows read at most (about 100k tokens at the default context): bounds time on big corpora."""
     seed: int = 0
     """Seed for quantile and random sampling."""
+    skip_first: int | None = None
+    """Leading tokens of every window never taken as activating; None: 1 for causal LMs (the attention
+    sink: each window is a separate forward pass), 0 for encoders."""
 
 
 def token_windows(lm: LoadedModel, texts: Sequence[str], context: int) -> Tensor:
@@ -89,39 +103,63 @@ def token_windows(lm: LoadedModel, texts: Sequence[str], context: int) -> Tensor
     return torch.tensor(ids[: n * context]).view(n, context)
 
 
-def _encoded_batches(lm: LoadedModel, sae, hook: str, windows_NS: Tensor, batch_size: int):
-    """Yield SAE latents [batch, context, d_sae] window batch by window batch."""
-    for start in range(0, len(windows_NS), batch_size):
-        ids_BS = windows_NS[start : start + batch_size].to(lm.device)
+def kept_positions(lm: LoadedModel, windows_NS: Tensor, skip_first: int | None) -> Tensor:
+    """[n_windows, context] bool: positions that may be a latent's example (see the module docstring)."""
+    n_skip = (1 if lm.is_causal else 0) if skip_first is None else skip_first
+    keep_NS = torch.ones_like(windows_NS, dtype=torch.bool)
+    keep_NS[:, :n_skip] = False
+    special = sorted({int(i) for i in getattr(lm.tokenizer, "all_special_ids", []) or []})
+    if special:
+        keep_NS &= ~torch.isin(windows_NS, torch.tensor(special, dtype=windows_NS.dtype))
+    return keep_NS
+
+
+def _encoded_batches(lm: LoadedModel, sae, hook: str, windows_NS: Tensor, cfg: ExampleConfig):
+    """Yield SAE latents [batch, context, d_sae] window batch by window batch, 0 where not kept."""
+    keep_NS = kept_positions(lm, windows_NS, cfg.skip_first)
+    for start in range(0, len(windows_NS), cfg.batch_size):
+        ids_BS = windows_NS[start : start + cfg.batch_size].to(lm.device)
         batch = {"input_ids": ids_BS, "attention_mask": torch.ones_like(ids_BS)}
         acts_BSD = run_to_capture(lm.model, batch, hook)[hook]
         with torch.no_grad():
-            yield sae.encode(acts_BSD.to(sae.W_dec.dtype))
+            z_BSF = sae.encode(acts_BSD.to(sae.W_dec.dtype))
+        yield z_BSF * keep_NS[start : start + cfg.batch_size, :, None].to(z_BSF.device)
 
 
 def latent_acts(
-    lm: LoadedModel, sae, hook: str, windows_NS: Tensor, batch_size: int, features: Sequence[int]
+    lm: LoadedModel, sae, hook: str, windows_NS: Tensor, cfg: ExampleConfig, features: Sequence[int]
 ) -> Tensor:
     """Activations of the chosen latents [n_windows, context, len(features)] (float32, CPU).
 
     Only the chosen columns are kept: all of a 16k-latent SAE over 1000 windows would be gigabytes.
     """
     index = torch.as_tensor(list(features), dtype=torch.long)
-    parts = [
-        z[..., index.to(z.device)].float().cpu()
-        for z in _encoded_batches(lm, sae, hook, windows_NS, batch_size)
-    ]
+    parts = [z[..., index.to(z.device)].float().cpu() for z in _encoded_batches(lm, sae, hook, windows_NS, cfg)]
     return torch.cat(parts)
 
 
-def firing_counts(lm: LoadedModel, sae, hook: str, windows_NS: Tensor, batch_size: int) -> Tensor:
-    """How many tokens each latent fires on [d_sae] (one streaming pass, for picking the top-n latents)."""
-    counts = None
-    for z_BSF in _encoded_batches(lm, sae, hook, windows_NS, batch_size):
-        batch_F = (z_BSF > 0).sum((0, 1)).cpu()
-        counts = batch_F if counts is None else counts + batch_F
-    assert counts is not None  # token_windows guarantees at least one window
-    return counts
+def firing_counts(lm: LoadedModel, sae, hook: str, windows_NS: Tensor, cfg: ExampleConfig) -> tuple[Tensor, Tensor]:
+    """(tokens, windows) each latent fires on, both [d_sae] (one streaming pass, to pick top-n latents)."""
+    tokens_F = windows_F = None
+    for z_BSF in _encoded_batches(lm, sae, hook, windows_NS, cfg):
+        fires_BSF = (z_BSF > 0).cpu()
+        batch_tokens_F, batch_windows_F = fires_BSF.sum((0, 1)), fires_BSF.any(1).sum(0)
+        tokens_F = batch_tokens_F if tokens_F is None else tokens_F + batch_tokens_F
+        windows_F = batch_windows_F if windows_F is None else windows_F + batch_windows_F
+    assert tokens_F is not None and windows_F is not None  # token_windows guarantees at least one window
+    return tokens_F, windows_F
+
+
+def most_frequent_scoreable(tokens_F: Tensor, windows_F: Tensor, n_windows: int, top_n: int,
+                            n_random: int) -> list[int]:
+    """The `top_n` latents firing on the most tokens among those silent in at least `n_random` windows."""
+    scoreable_F = (n_windows - windows_F >= n_random) & (tokens_F > 0)
+    ranked = [int(i) for i in tokens_F.argsort(descending=True, stable=True) if bool(scoreable_F[i])]
+    n_dense = int(((n_windows - windows_F < n_random) & (tokens_F > 0)).sum())
+    if n_dense:
+        log.info("top-n: passed over %d latents that fire in all but < %d of %d windows (no negatives "
+                 "for detection); name them with --features to explain them anyway", n_dense, n_random, n_windows)
+    return ranked[:top_n]
 
 
 def _example(tokens: list[list[str]], acts_NS: Tensor, n: int) -> Example:
@@ -168,13 +206,17 @@ def collect_examples(
     windows_NS = token_windows(lm, texts, cfg.context)[: cfg.max_windows]
     d_sae = int(sae.W_dec.shape[0])
     if features is None:  # one extra pass to rank latents by firing frequency
-        counts_F = firing_counts(lm, sae, hook, windows_NS, cfg.batch_size)
-        features = counts_F.topk(min(top_n or 10, d_sae)).indices.tolist()
+        tokens_F, windows_F = firing_counts(lm, sae, hook, windows_NS, cfg)
+        features = most_frequent_scoreable(tokens_F, windows_F, len(windows_NS), top_n or 10, cfg.n_random)
+        if not features:
+            raise InterplabError("no latent fires on --data while leaving silent windows; pass more --data "
+                                 "or name latents with --features")
     bad = [f for f in features if not 0 <= f < d_sae]
     if bad:
         raise InterplabError(f"features {bad} out of range; the SAE has {d_sae} latents (0..{d_sae - 1})")
-    acts_NSK = latent_acts(lm, sae, hook, windows_NS, cfg.batch_size, features)
-    tokens = [[str(lm.tokenizer.decode([int(t)])) for t in row] for row in windows_NS]
+    acts_NSK = latent_acts(lm, sae, hook, windows_NS, cfg, features)
+    text = token_texts(lm.tokenizer)
+    tokens = [[text(int(t)) for t in row] for row in windows_NS]
     return {int(f): examples_for_latent(tokens, acts_NSK[..., k], cfg) for k, f in enumerate(features)}
 
 

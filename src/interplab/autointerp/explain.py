@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 from interplab.autointerp.clients import ExplainerClient
 from interplab.autointerp.examples import Example, LatentExamples
@@ -40,6 +41,14 @@ class Explanation:
     """Examples shown to the explainer."""
 
 
+class Explainer(Protocol):
+    """Anything that turns a latent's examples into an explanation (an LLM, token statistics, ...)."""
+
+    name: str
+
+    def explain(self, examples: LatentExamples) -> Explanation: ...
+
+
 def explain_examples(examples: LatentExamples, cfg: ExplainConfig) -> list[Example]:
     """The examples the explainer is shown: top first, then quantile samples."""
     shown = examples.top[: cfg.n_top] + examples.quantile[: cfg.n_quantile]
@@ -58,3 +67,15 @@ def explain_latent(
     shown = explain_examples(examples, cfg)
     reply = client.complete(explain_messages(shown), max_tokens=cfg.max_tokens)
     return Explanation(parse_explanation(reply), reply, len(shown))
+
+
+class LLMExplainer:
+    """An explainer LLM behind any `ExplainerClient` (a local model or an OpenAI-compatible server)."""
+
+    def __init__(self, client: ExplainerClient, cfg: ExplainConfig | None = None):
+        self.client = client
+        self.cfg = cfg or ExplainConfig()
+        self.name = client.name
+
+    def explain(self, examples: LatentExamples) -> Explanation:
+        return explain_latent(self.client, examples, self.cfg)

@@ -1,13 +1,16 @@
 """Explain and score many latents into a run folder (and the dashboards database when given).
 
     out/
-      config.json          what was run (explainer, features, settings)
-      explanations.jsonl   one line per finished latent: explanation, reply, detection, fuzzing
-      scores.csv / .json   one row per latent (feature, explanation, detection, fuzzing, n examples)
-      index.json           written last: a folder with it is finished
+      config.json          what was run (explainers, judge, features, settings)
+      explanations.jsonl   one line per finished (latent, explainer): explanation, reply, detection, fuzzing
+      scores.csv / .json   one row per (latent, explainer)
+      index.json           written last: a folder with it is finished; its summary holds each explainer's
+                           mean and spread (std, min, max) over latents and how often it beat the baseline
 
-Per latent: split its examples (explain half / held-out half), explain, score by detection and fuzzing,
-append the line and flush. A killed run keeps every finished latent; `resume=True` skips them.
+Per latent: split its examples once (explain half / held-out half); every explainer (an LLM, and the
+token-statistics baseline unless turned off) explains from the same half, and one judge scores every
+explanation on the same held-out half by detection and fuzzing. Each line is appended and flushed, so
+a killed run keeps every finished one; `resume=True` skips them.
 """
 
 from __future__ import annotations
@@ -15,15 +18,18 @@ from __future__ import annotations
 import json
 import math
 import random
-from collections.abc import Callable, Iterable, Mapping
+import statistics
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from interplab.autointerp.clients import ExplainerClient
 from interplab.autointerp.examples import Example, LatentExamples, split_held_out
-from interplab.autointerp.explain import ExplainConfig, explain_latent
-from interplab.autointerp.score import ScoreConfig, detection_score, fuzzing_score
+from interplab.autointerp.explain import ExplainConfig, Explainer, LLMExplainer
+from interplab.autointerp.score import Judge, ScoreConfig, detection_score, fuzzing_score
+from interplab.autointerp.token_stats import NAME as BASELINE
+from interplab.autointerp.token_stats import TokenStatsConfig, TokenStatsExplainer
 from interplab.common import InterplabError, get_logger
 from interplab.dashboards import DashboardDB, ExampleRecord
 from interplab.files import json_safe, write_text_atomic
@@ -39,10 +45,14 @@ class AutointerpConfig:
 
     explain: ExplainConfig = field(default_factory=ExplainConfig)
     score: ScoreConfig = field(default_factory=ScoreConfig)
+    token_stats: TokenStatsConfig = field(default_factory=TokenStatsConfig)
     detection: bool = True
     """Score by detection (activating vs non-activating windows)."""
     fuzzing: bool = True
     """Score by fuzzing (correct vs random token marks)."""
+    baseline: bool = True
+    """Also explain every latent with the token-statistics explainer, scored by the same judge: the
+    baseline an LLM explainer must beat."""
     seed: int = 0
     """Seed of the explain/held-out split."""
 
@@ -51,45 +61,56 @@ def _clean(value: float | None) -> float | None:
     return None if value is None or not math.isfinite(value) else round(value, 4)
 
 
+def explainers_for(client: ExplainerClient | None, cfg: AutointerpConfig) -> list[Explainer]:
+    """The LLM explainer behind `client` (if any), then the token-statistics baseline (if on)."""
+    explainers: list[Explainer] = [LLMExplainer(client, cfg.explain)] if client is not None else []
+    if cfg.baseline or not explainers:
+        explainers.append(TokenStatsExplainer(cfg.token_stats, cfg.explain))
+    return explainers
+
+
 def explain_and_score(
-    client: ExplainerClient,
-    feature: int,
-    examples: LatentExamples,
-    cfg: AutointerpConfig,
-    judge: ExplainerClient | None = None,
-) -> dict[str, Any]:
-    """One latent's record: explanation from the explain half, scores on the held-out half."""
+    explainers: Sequence[Explainer], judge: Judge | None, feature: int, examples: LatentExamples,
+    cfg: AutointerpConfig, skip: Iterable[str] = (),
+) -> list[dict[str, Any]]:
+    """One record per explainer (minus `skip`): explanation from the explain half, scores on the held-out half."""
     shown, held = split_held_out(examples, cfg.seed)
-    explanation = explain_latent(client, shown, cfg.explain)
-    judge = judge or client
-    record: dict[str, Any] = {
-        "feature": feature,
-        "explanation": explanation.text,
-        "explainer": client.name,
-        "n_explain_examples": explanation.n_examples,
-        "n_heldout_activating": len(held.top) + len(held.quantile),
-        "n_heldout_random": len(held.random),
-        "detection": None,
-        "fuzzing": None,
-    }
-    if cfg.detection:
-        det = detection_score(judge, explanation.text, held, cfg.score)
-        record["detection"], record["detection_detail"] = _clean(det.balanced_accuracy), det.to_dict()
-    if cfg.fuzzing:
-        fuz = fuzzing_score(judge, explanation.text, held, cfg.score)
-        record["fuzzing"], record["fuzzing_detail"] = _clean(fuz.balanced_accuracy), fuz.to_dict()
-    record["reply"] = explanation.reply
-    return record
+    records = []
+    for explainer in explainers:
+        if explainer.name in set(skip):
+            continue
+        explanation = explainer.explain(shown)
+        record: dict[str, Any] = {
+            "feature": feature,
+            "explainer": explainer.name,
+            "explanation": explanation.text,
+            "baseline": explainer.name == BASELINE,
+            "judge": judge.name if judge is not None else None,
+            "n_explain_examples": explanation.n_examples,
+            "n_heldout_activating": len(held.top) + len(held.quantile),
+            "n_heldout_random": len(held.random),
+            "detection": None,
+            "fuzzing": None,
+        }
+        if cfg.detection and judge is not None:
+            det = detection_score(judge, explanation.text, held, cfg.score)
+            record["detection"], record["detection_detail"] = _clean(det.balanced_accuracy), det.to_dict()
+        if cfg.fuzzing and judge is not None:
+            fuz = fuzzing_score(judge, explanation.text, held, cfg.score)
+            record["fuzzing"], record["fuzzing_detail"] = _clean(fuz.balanced_accuracy), fuz.to_dict()
+        record["reply"] = explanation.reply
+        records.append(record)
+    return records
 
 
-def _done(path: Path) -> dict[int, dict[str, Any]]:
-    """Finished records in explanations.jsonl (a torn last line from a killed run is dropped)."""
-    records: dict[int, dict[str, Any]] = {}
+def _done(path: Path) -> dict[tuple[int, str], dict[str, Any]]:
+    """Finished records in explanations.jsonl by (latent, explainer); a torn last line is dropped."""
+    records: dict[tuple[int, str], dict[str, Any]] = {}
     if path.exists():
         for line in path.read_text(encoding="utf-8").splitlines():
             try:
                 rec = json.loads(line)
-                records[int(rec["feature"])] = rec
+                records[(int(rec["feature"]), str(rec["explainer"]))] = rec
             except (ValueError, KeyError, TypeError):
                 log.warning("skipping an unreadable line in %s", path)
     return records
@@ -113,23 +134,17 @@ def prepare_run_folder(out: Path, overwrite: bool, resume: bool) -> None:
             (out / name).unlink(missing_ok=True)
 
 
+COLUMNS = ["feature", "explainer", "explanation", "detection", "fuzzing", "n_explain_examples",
+           "n_heldout_activating", "n_heldout_random", "judge"]
+
+
 def write_scores(out: Path, records: Iterable[dict[str, Any]], summary: Mapping[str, Any]) -> None:
-    """scores.csv + scores.json (one row per latent) and index.json last."""
-    columns = [
-        "feature",
-        "explanation",
-        "detection",
-        "fuzzing",
-        "n_explain_examples",
-        "n_heldout_activating",
-        "n_heldout_random",
-        "explainer",
-    ]
-    rows = [{c: r.get(c) for c in columns} for r in sorted(records, key=lambda r: r["feature"])]
+    """scores.csv + scores.json (one row per latent and explainer) and index.json last."""
+    rows = [{c: r.get(c) for c in COLUMNS} for r in sorted(records, key=lambda r: (r["feature"], r["baseline"]))]
     write_table_files(out / "scores.csv", out / "scores.json", rows)
     table = TableEntry(
         name="scores",
-        title="Explanations with detection and fuzzing balanced accuracy",
+        title="Explanations with detection and fuzzing balanced accuracy (0.5 = chance)",
         csv="scores.csv",
         json="scores.json",
     )
@@ -137,58 +152,84 @@ def write_scores(out: Path, records: Iterable[dict[str, Any]], summary: Mapping[
     write_index(out, ReportIndex(title=title, kind="autointerp", summary=json_safe(dict(summary)), tables=[table]))
 
 
-def _mean(values: list[float | None]) -> float | None:
+def spread(values: Iterable[float | None]) -> dict[str, float | int | None]:
+    """Mean, standard deviation, min and max of the values that are not None, and how many there are."""
     kept = [v for v in values if v is not None]
-    return round(sum(kept) / len(kept), 4) if kept else None
+    if not kept:
+        return {"n": 0, "mean": None, "std": None, "min": None, "max": None}
+    std = statistics.stdev(kept) if len(kept) > 1 else 0.0
+    return {"n": len(kept), "mean": round(statistics.fmean(kept), 4), "std": round(std, 4),
+            "min": round(min(kept), 4), "max": round(max(kept), 4)}
+
+
+def summarize(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Flat summary: per explainer and score, mean/std/min/max over latents; wins over the baseline."""
+    by_name: dict[str, list[dict[str, Any]]] = {}
+    for rec in records:
+        by_name.setdefault(rec["explainer"], []).append(rec)
+    judges = sorted({str(r["judge"]) for r in records if r.get("judge")})
+    summary: dict[str, Any] = {"n_features": len({r["feature"] for r in records}),
+                               "judge": ", ".join(judges) or None, "explainers": ", ".join(by_name)}
+    base = {r["feature"]: r for r in by_name.get(BASELINE, [])}
+    for name, recs in by_name.items():
+        for score in ("detection", "fuzzing"):
+            for stat, value in spread(r[score] for r in recs).items():
+                summary[f"{name} {score} {stat}"] = value
+            pairs = [(r[score], base[r["feature"]][score]) for r in recs if name != BASELINE
+                     and r["feature"] in base and None not in (r[score], base[r["feature"]][score])]
+            if pairs:
+                summary[f"{name} {score} above baseline"] = f"{sum(a > b for a, b in pairs)} of {len(pairs)}"
+    return summary
 
 
 def run_autointerp(
-    client: ExplainerClient,
+    client: ExplainerClient | None,
     examples: Mapping[int, LatentExamples],
     out: str | Path,
     cfg: AutointerpConfig | None = None,
     *,
+    judge: Judge | None = None,
+    explainers: Sequence[Explainer] | None = None,
     overwrite: bool = False,
     resume: bool = False,
     sink: Callable[[dict[str, Any]], None] | None = None,
     progress: Callable[[int, int], None] | None = None,
     run_info: Mapping[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
-    """Explain + score every latent in `examples`; `sink(record)` also receives each (e.g. a DB writer)."""
+    """Explain + score every latent in `examples`; `sink(record)` also receives each (e.g. a DB writer).
+
+    Explainers: `explainers`, else the LLM behind `client` plus the token-statistics baseline
+    (`cfg.baseline`). Judge: `judge`, else `client`; without either, explanations are written unscored.
+    """
     cfg = cfg or AutointerpConfig()
     out = Path(out)
+    explainers = list(explainers) if explainers is not None else explainers_for(client, cfg)
+    judge = judge if judge is not None else client
+    if judge is None and (cfg.detection or cfg.fuzzing):
+        raise InterplabError("scoring needs a judge: pass --judge <local causal LM>, --explainer or --endpoint "
+                             "(or turn scoring off with --no-detection --no-fuzzing)")
     prepare_run_folder(out, overwrite, resume)
-    write_text_atomic(
-        out / "config.json",
-        json.dumps(
-            json_safe(
-                {**asdict(cfg), "explainer": client.name, "features": list(examples), **dict(run_info or {})}
-            ),
-            indent=2,
-        ),
-    )
+    info = {**asdict(cfg), "explainers": [e.name for e in explainers], "judge": judge.name if judge else None,
+            "features": list(examples), **dict(run_info or {})}
+    write_text_atomic(out / "config.json", json.dumps(json_safe(info), indent=2))
     jsonl = out / "explanations.jsonl"
     done = _done(jsonl) if resume else {}
     records = list(done.values())
-    todo = [f for f in examples if f not in done]
+    names = [e.name for e in explainers]
+    todo = [f for f in examples if any((f, n) not in done for n in names)]
     for i, feature in enumerate(todo):
         if progress is not None:
             progress(i, len(todo))
-        record = explain_and_score(client, feature, examples[feature], cfg)
-        with jsonl.open("a", encoding="utf-8") as handle:
-            handle.write(json.dumps(json_safe(record)) + "\n")
-        if sink is not None:
-            sink(record)
-        records.append(record)
+        skip = [n for n in names if (feature, n) in done]
+        for record in explain_and_score(explainers, judge, feature, examples[feature], cfg, skip):
+            with jsonl.open("a", encoding="utf-8") as handle:
+                handle.write(json.dumps(json_safe(record)) + "\n")
+            if sink is not None:
+                sink(record)
+            records.append(record)
     if progress is not None:
         progress(len(todo), len(todo))
-    summary = {
-        "n_features": len(records),
-        "mean_detection": _mean([r.get("detection") for r in records]),
-        "mean_fuzzing": _mean([r.get("fuzzing") for r in records]),
-        "explainer": client.name,
-    }
-    write_scores(out, records, summary)
+    write_scores(out, records, summarize(records))
     return records
 
 

@@ -7,16 +7,22 @@ Conventions (shared by every prompt, so a judge can be scripted against them):
 - Judges answer with one list of 0/1, one entry per example, e.g. `[1, 0, 1]`.
 Parsers never raise on a messy reply: explanations fall back to the first line of text, and judgements
 that cannot be read return None (the scorer counts them as failures and predicts 0).
+Judges read by log-probabilities get one excerpt per prompt and a question answered "Yes" or "No".
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from typing import Literal
 
 from interplab.autointerp.examples import Example
 
 OPEN, CLOSE = "<<", ">>"
+
+Task = Literal["detection", "fuzzing"]
+CONTENT_FREE = "N/A"
+"""The excerpt a log-prob judge is calibrated on: no text at all."""
 
 EXPLAIN_SYSTEM = (
     "You are studying a neuron (a latent of a sparse autoencoder) in a language model. You see text "
@@ -135,3 +141,17 @@ def parse_judgement(reply: str, n: int) -> list[int] | None:
         if len(items) == n and all(item in words for item in items):
             return [words[item] for item in items]
     return None
+
+
+YES_NO_SYSTEM = "You check descriptions of a language-model neuron against text. Answer only Yes or No."
+_YES_NO_QUESTION = {
+    "detection": "Does this text contain what the description says the neuron fires on?",
+    "fuzzing": f"Are the words marked like {OPEN}this{CLOSE} the ones the description says the neuron fires on?",
+}
+
+
+def yes_no_messages(task: Task, explanation: str, excerpt: str) -> list[dict[str, str]]:
+    """One excerpt (already formatted, marks included) and a question answered Yes or No."""
+    user = (f"Neuron description: {explanation}\n\nText: {excerpt}\n\n{_YES_NO_QUESTION[task]} "
+            "Answer Yes or No.")
+    return [{"role": "system", "content": YES_NO_SYSTEM}, {"role": "user", "content": user}]

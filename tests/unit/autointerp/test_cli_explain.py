@@ -58,8 +58,10 @@ def test_explain_cli_with_model_sae_and_endpoint_writes_the_run_and_the_db(gpt2,
         )
     assert result.exit_code == 0, repr(result.exception)
     lines = [json.loads(x) for x in (tmp_path / "run" / "explanations.jsonl").read_text().splitlines()]
-    assert [r["feature"] for r in lines] == [0, 3]
-    assert (tmp_path / "run" / "scores.csv").exists() and len(db.get_explanations(sae_id, 3)) == 1
+    assert [(r["feature"], r["baseline"]) for r in lines] == [(0, False), (0, True), (3, False), (3, True)]
+    saved = db.get_explanations(sae_id, 3)
+    assert (tmp_path / "run" / "scores.csv").exists() and len(saved) == 2
+    assert {e.explainer.split(";")[0] for e in saved} == {lines[2]["explainer"], "token-stats (baseline)"}
 
 
 def test_explain_cli_with_an_unreachable_endpoint_fails_in_one_line(gpt2_dir, tmp_path):
@@ -111,6 +113,29 @@ def test_explain_cli_reads_examples_from_the_db_alone_and_writes_explanations_ba
             ],
         )
     assert result.exit_code == 0, repr(result.exception)
-    saved = db.get_explanations(sae_id, 0)
-    assert saved[0].text == "the word cat" and saved[0].explainer.startswith("openai:")
-    assert "latent      0" in result.output
+    saved = {e.explainer.split(";")[0]: e for e in db.get_explanations(sae_id, 0)}
+    llm = next(e for name, e in saved.items() if name.startswith("openai:"))
+    assert llm.text == "the word cat" and llm.detection == 1.0
+    assert saved["token-stats (baseline)"].text.startswith("fires on 'cat'")
+    assert "latent      0" in result.output and "token-stats: detection" in result.output
+
+
+def test_the_baseline_alone_scored_by_a_local_log_prob_judge_reaches_the_feature_page(cat_db, judge, gpt2_dir,
+                                                                                      tmp_path):
+    from fastapi.testclient import TestClient
+
+    from interplab.web.app import create_app
+
+    db, sae_id = cat_db
+    db.write_explanation(sae_id, 0, "the word cat", "openai:earlier-run", 0.9, 0.8)
+    args = ["explain", "--db", str(tmp_path / "dash.db"), "--features", "0", "--explainer", "token-stats",
+            "--judge", str(gpt2_dir), "--out", str(tmp_path / "run")]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, repr(result.exception)
+    record = json.loads((tmp_path / "run" / "explanations.jsonl").read_text())
+    assert record["explainer"] == "token-stats" and record["judge"].endswith("(log-prob)")
+    assert record["detection_detail"]["parse_failures"] == 0 and 0 <= record["detection"] <= 1
+    assert record["detection_detail"]["threshold"] is not None and record["fuzzing"] is not None
+    html = TestClient(create_app(db, device="cpu")).get(f"/sae/{sae_id}/feature/0").text
+    assert 'class="explanation baseline"' in html and "fires on &#39;cat&#39;" in html
+    assert "the word cat" in html and "detection 0.90" in html and "(log-prob)" in html

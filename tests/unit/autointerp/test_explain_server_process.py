@@ -52,7 +52,7 @@ def test_explain_against_an_explain_server_subprocess(gpt2_dir, tmp_path):
             ],
         )
         assert result.exit_code == 0, repr(result.exception)
-        assert len((tmp_path / "run" / "explanations.jsonl").read_text().splitlines()) == 2
+        assert len((tmp_path / "run" / "explanations.jsonl").read_text().splitlines()) == 4  # LLM + baseline
     finally:
         server.terminate()
         server.wait(timeout=30)

@@ -1,4 +1,5 @@
 import json
+import re
 
 import pytest
 import torch
@@ -57,12 +58,12 @@ def test_explain_pipeline_against_a_real_local_server_writes_explanations_and_sc
         client = OpenAICompatibleClient(server.url)
         records = run_autointerp(client, examples, tmp_path / "run", cfg)
     lines = (tmp_path / "run" / "explanations.jsonl").read_text().splitlines()
-    assert [json.loads(line)["feature"] for line in lines] == [0, 1]
+    assert [json.loads(line)["feature"] for line in lines] == [0, 0, 1, 1]
     for rec in records:
         assert rec["explanation"] and 0.0 <= rec["detection"] <= 1.0 and 0.0 <= rec["fuzzing"] <= 1.0
-    assert (tmp_path / "run" / "scores.csv").read_text().count("\n") == 3
+    assert (tmp_path / "run" / "scores.csv").read_text().count("\n") == 5
     index = json.loads((tmp_path / "run" / "index.json").read_text())
-    assert index["summary"]["n_features"] == 2
+    assert index["summary"]["n_features"] == 2 and index["summary"]["token-stats detection n"] == 2
 
 
 def test_a_second_run_refuses_the_folder_and_resume_skips_finished_latents(cat_examples, judge, tmp_path):
@@ -71,9 +72,10 @@ def test_a_second_run_refuses_the_folder_and_resume_skips_finished_latents(cat_e
     with pytest.raises(InterplabError, match="--resume"):
         run_autointerp(judge, {7: cat_examples}, tmp_path)
     records = run_autointerp(judge, {7: cat_examples, 8: cat_examples}, tmp_path, resume=True)
-    assert sorted(r["feature"] for r in records) == [7, 8]
+    assert sorted(r["feature"] for r in records) == [7, 7, 8, 8]  # the LLM's and the baseline's
     assert judge.calls - calls == calls  # only latent 8 was explained and scored again
-    assert records[0]["detection"] == 1.0 and records[0]["explanation"] == "the word cat"
+    llm = [r for r in records if not r["baseline"]]
+    assert llm[0]["detection"] == 1.0 and llm[0]["explanation"] == "the word cat"
 
 
 def test_examples_are_read_from_and_explanations_written_to_the_dashboards_db(
@@ -90,5 +92,52 @@ def test_examples_are_read_from_and_explanations_written_to_the_dashboards_db(
         )
 
     run_autointerp(judge, {0: cat_examples}, tmp_path / "run", sink=to_db)
-    saved = db.get_explanations(sae_id, 0)
-    assert saved[0].text == "the word cat" and saved[0].detection == 1.0
+    saved = {e.explainer: e for e in db.get_explanations(sae_id, 0)}
+    assert saved[judge.name].text == "the word cat" and saved[judge.name].detection == 1.0
+    assert saved["token-stats"].text.startswith("fires on 'cat'") and saved["token-stats"].detection == 1.0
+
+
+def _dense_sae(latent: int = 0):
+    """A TopK SAE whose `latent` fires on every token (a huge bias, no input weight), like a real SAE's densest."""
+    torch.manual_seed(0)
+    sae = make_sae(sae_config("topk", d_in=64, d_sae=32, k=2, metadata={"hook_name": HOOK}))
+    with torch.no_grad():
+        sae.W_enc[:, latent] = 0.0
+        sae.b_enc[latent] = 1e4
+    return sae
+
+
+def test_top_n_passes_over_latents_that_fire_in_every_window_so_each_pick_has_negatives(gpt2, texts):
+    cfg = ExampleConfig(context=16, n_top=4, n_random=6)
+    examples = collect_examples(gpt2, _dense_sae(0), HOOK, texts, top_n=3, cfg=cfg)
+    assert 0 not in examples and len(examples) == 3
+    assert all(len(ex.random) == 6 for ex in examples.values())
+    assert all(len(split_held_out(ex)[1].random) == 3 for ex in examples.values())
+
+
+def test_the_first_position_of_a_causal_window_is_never_an_activating_token(gpt2, texts):
+    cfg = ExampleConfig(context=16, n_top=4, n_random=6)
+    dense = collect_examples(gpt2, _dense_sae(0), HOOK, texts, features=[0], cfg=cfg)[0]
+    assert dense.random == []  # it fires in every window: no negatives, detection cannot score it
+    eos = gpt2.tokenizer.eos_token  # the separator between texts: a special token, never activating either
+    for ex in dense.top:
+        assert ex.acts[0] == 0 and all((a > 0) == (t != eos) for t, a in zip(ex.tokens[1:], ex.acts[1:], strict=True))
+    assert any(eos in ex.tokens for ex in dense.top + dense.quantile)
+    kept = collect_examples(gpt2, _dense_sae(0), HOOK, texts, features=[0], cfg=ExampleConfig(context=16, skip_first=0))
+    assert all(ex.acts[0] > 0 for ex in kept[0].top)
+
+
+def test_wordpiece_examples_keep_the_spaces_between_words(minilm):
+    from interplab.autointerp.examples import token_windows
+
+    torch.manual_seed(0)
+    sae = make_sae(sae_config("topk", d_in=384, d_sae=64, k=4))
+    texts = list(load_demo_corpus())[:30]
+    cfg = ExampleConfig(context=16, n_top=3)
+    examples = collect_examples(minilm, sae, "blocks.1.resid_post", texts, features=[0, 1], cfg=cfg)
+    def words(text):  # the tokenizer's own decode puts no space before punctuation
+        return re.sub(r" ([^\w\s])", r"\1", " ".join(text.split()))
+
+    decoded = {words(minilm.tokenizer.decode(row)).removeprefix("##") for row in token_windows(minilm, texts, 16).tolist()}
+    for ex in examples[0].top + examples[1].top:
+        assert words(ex.text()) in decoded and len(ex.text().split()) >= 10
