@@ -1,5 +1,6 @@
-"""SAE evaluations: reconstruction (FVU, MSE, CE/KL recovered), sparsity (L0, dead, dense), ground truth (MMCS)."""
+"""SAE evaluations: reconstruction (FVU, MSE, CE/KL recovered), sparsity (L0, dead, dense), ground truth (MMCS), feature absorption."""
 
+from interplab.evals.absorption import AbsorptionResult, hierarchy_absorption
 from interplab.evals.ground_truth import Recovery, cosine_matrix, mmcs, per_feature_recovery
 from interplab.evals.reconstruction import (
     LossRecovered,
@@ -19,6 +20,7 @@ from interplab.evals.sparsity import (
 )
 
 __all__ = [
+    "AbsorptionResult",
     "LossRecovered",
     "ReconstructionAccumulator",
     "ReconstructionStats",
@@ -29,6 +31,7 @@ __all__ = [
     "cosine_matrix",
     "evaluate_sae",
     "fvu",
+    "hierarchy_absorption",
     "log_frequency_histogram",
     "loss_recovered",
     "loss_recovered_on_texts",
