@@ -1,6 +1,7 @@
 """SAE evaluations: reconstruction (FVU, MSE, CE/KL recovered), sparsity (L0, dead, dense), ground truth (MMCS), feature absorption."""
 
 from interplab.evals.absorption import AbsorptionResult, hierarchy_absorption
+from interplab.evals.first_letter import FirstLetterConfig, FirstLetterResult, first_letter_absorption
 from interplab.evals.ground_truth import Recovery, cosine_matrix, mmcs, per_feature_recovery
 from interplab.evals.reconstruction import (
     LossRecovered,
@@ -21,6 +22,8 @@ from interplab.evals.sparsity import (
 
 __all__ = [
     "AbsorptionResult",
+    "FirstLetterConfig",
+    "FirstLetterResult",
     "LossRecovered",
     "ReconstructionAccumulator",
     "ReconstructionStats",
@@ -30,6 +33,7 @@ __all__ = [
     "SparsityStats",
     "cosine_matrix",
     "evaluate_sae",
+    "first_letter_absorption",
     "fvu",
     "hierarchy_absorption",
     "log_frequency_histogram",
