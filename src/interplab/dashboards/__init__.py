@@ -15,14 +15,17 @@ from interplab.dashboards.db import (
     ExplanationRecord,
     FeatureHit,
     FeatureRecord,
+    MetaRecord,
     SaeRecord,
     database_url,
 )
 
 if TYPE_CHECKING:
     from interplab.dashboards.build import BuildResult, build_dashboards
+    from interplab.dashboards.meta_links import add_meta_latents
 
 _LAZY = {"BuildResult", "build_dashboards"}
+_LAZY_META = {"add_meta_latents"}
 
 __all__ = [
     "BuildResult",
@@ -32,7 +35,9 @@ __all__ = [
     "ExplanationRecord",
     "FeatureHit",
     "FeatureRecord",
+    "MetaRecord",
     "SaeRecord",
+    "add_meta_latents",
     "build_dashboards",
     "database_url",
 ]
@@ -43,4 +48,8 @@ def __getattr__(name: str) -> Any:
         from interplab.dashboards import build
 
         return getattr(build, name)
+    if name in _LAZY_META:  # trains with torch: not loaded by the web server
+        from interplab.dashboards import meta_links
+
+        return getattr(meta_links, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -2,6 +2,7 @@
 
 from interplab.evals.absorption import AbsorptionResult, hierarchy_absorption
 from interplab.evals.first_letter import FirstLetterConfig, FirstLetterResult, first_letter_absorption
+from interplab.evals.meta_sae import MetaLatents, MetaSAEConfig, meta_of, shared_links, train_meta_sae
 from interplab.evals.ground_truth import Recovery, cosine_matrix, mmcs, per_feature_recovery
 from interplab.evals.reconstruction import (
     LossRecovered,
@@ -25,6 +26,8 @@ __all__ = [
     "FirstLetterConfig",
     "FirstLetterResult",
     "LossRecovered",
+    "MetaLatents",
+    "MetaSAEConfig",
     "ReconstructionAccumulator",
     "ReconstructionStats",
     "Recovery",
@@ -39,7 +42,10 @@ __all__ = [
     "log_frequency_histogram",
     "loss_recovered",
     "loss_recovered_on_texts",
+    "meta_of",
     "mmcs",
     "per_feature_recovery",
+    "shared_links",
     "sparsity_stats",
+    "train_meta_sae",
 ]
