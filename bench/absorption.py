@@ -145,6 +145,8 @@ def plot(rows: list[dict], path: str) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--first-seed", type=int, default=0, help="seeds run are first-seed .. first-seed + seeds - 1")
+    ap.add_argument("--rows", nargs="*", default=[], help="JSON-lines files of earlier runs: print their tables only")
     ap.add_argument("--steps", type=int, default=1500)
     ap.add_argument("--k", type=int, default=4)
     ap.add_argument("--l1-coeffs", default="0.06,0.1,0.15", help="ReLU L1 coefficients swept (comma-separated)")
@@ -155,8 +157,8 @@ def main() -> None:
     args = ap.parse_args()
     seeds, steps = (1, 300) if args.quick else (args.seeds, args.steps)
     torch.set_num_threads(1)
-    rows = []
-    for seed in range(seeds):
+    rows = [json.loads(line) for path in args.rows for line in open(path) if line.startswith("{")]
+    for seed in range(args.first_seed, args.first_seed + seeds) if not rows else []:
         hc = HierarchyConfig(n_parents=16, children_per_parent=4, n_independent=16, parent_prob=0.1, d=128,
                              magnitude_min=0.5, batch_size=1024, seed=seed)
         for m in methods(args.k, [float(c) for c in args.l1_coeffs.split(",")]):

@@ -2,8 +2,8 @@
 
 from interplab.evals.absorption import AbsorptionResult, hierarchy_absorption
 from interplab.evals.first_letter import FirstLetterConfig, FirstLetterResult, first_letter_absorption
-from interplab.evals.meta_sae import MetaLatents, MetaSAEConfig, meta_of, shared_links, train_meta_sae
 from interplab.evals.ground_truth import Recovery, cosine_matrix, mmcs, per_feature_recovery
+from interplab.evals.meta_sae import MetaLatents, MetaSAEConfig, meta_of, shared_links, train_meta_sae
 from interplab.evals.reconstruction import (
     LossRecovered,
     ReconstructionAccumulator,

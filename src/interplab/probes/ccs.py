@@ -17,6 +17,7 @@ The same sign rule applied to a random direction gives the chance reference (≈
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -38,11 +39,11 @@ class CCSConfig:
     """Adam weight decay (Burns et al.'s value)."""
     n_label: int = 8
     """Labelled examples used only to choose the sign."""
-    n_components: int | None = 8
+    n_components: int | None = None
     """Fit in the span of the top principal components of the pair differences φ̃(x+) - φ̃(x-) (None:
     all d dimensions). With fewer pairs than dimensions, full-width CCS finds confident, consistent
     directions that are noise; the contrast structure lives in the top few components (Emmons 2023,
-    "Contrast Pairs Drive the Empirical Performance of CCS")."""
+    "Contrast Pairs Drive the Empirical Performance of CCS"). bench/README.md has what each gave here."""
     seed: int = 0
     """Seed of the restarts and of the labelled examples."""
 
@@ -161,3 +162,41 @@ def random_direction_probe(pos_ND: Tensor, neg_ND: Tensor, y_N: Tensor, seed: in
     probe = CCSProbe(w_D / w_D.norm(), 0.0, mp, sp, mn, sn, float("nan"))
     idx = label_subset(y_N.cpu(), n_label, seed)
     return choose_sign_(probe, pos_ND[idx], neg_ND[idx], y_N.cpu()[idx])
+
+
+def _halves(X_N2D: Tensor) -> tuple[Tensor, Tensor]:
+    d = X_N2D.shape[1] // 2
+    return X_N2D[:, :d], X_N2D[:, d:]
+
+
+def ccs_fit(n_label: int = 8, seed: int = 0, cfg: CCSConfig | None = None):
+    """A generalization-matrix fit function over pair features [n, 2d] (the "Yes" half, then the "No"
+    half): CCS on the rows, sign from `n_label` of the labels; score = credence - 1/2."""
+    from dataclasses import replace
+
+    cfg = replace(cfg or CCSConfig(), n_label=n_label, seed=seed)
+
+    def fit(X_N2D: Tensor, y_N: Tensor):
+        probe = fit_ccs(*_halves(X_N2D), y_N, cfg)
+        return lambda X: probe.credence(*_halves(X)) - 0.5
+
+    return fit
+
+
+def _accuracy(probe: CCSProbe, X_N2D: Tensor, y_N: Tensor) -> float:
+    return float(((probe.credence(*_halves(X_N2D)) > 0.5).long() == y_N.long().cpu()).double().mean())
+
+
+def ccs_row(name: str, pairs: Any, supervised_accuracy: float, supervised_direction_D: Tensor, n_label: int,
+            seed: int) -> dict[str, Any]:
+    """One table row: CCS and random-direction test accuracy beside the supervised probe's (on the plain
+    prompts), their ratio, and the cosine of the two directions. `pairs` is a SplitData of pair features."""
+    X_train, y_train = pairs.train
+    X_test, y_test = pairs.test
+    probe = fit_ccs(*_halves(X_train), y_train, CCSConfig(n_label=n_label, seed=seed))
+    rand = random_direction_probe(*_halves(X_train), y_train, seed=seed, n_label=n_label)
+    ccs_acc = _accuracy(probe, X_test, y_test)
+    return {"dataset": name, "ccs_accuracy": ccs_acc, "supervised_accuracy": supervised_accuracy,
+            "ccs_over_supervised": ccs_acc / supervised_accuracy if supervised_accuracy else float("nan"),
+            "random_direction_accuracy": _accuracy(rand, X_test, y_test), "ccs_loss": probe.loss,
+            "cosine_with_supervised": float(probe.direction @ supervised_direction_D.double().cpu())}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import quote
 
@@ -40,6 +42,17 @@ def _report_tables(state: WebState, report: Report) -> list[dict[str, Any]]:
             entry.update(header=[], rows=[], truncated=False, error=str(exc))
         out.append(entry)
     return out
+
+
+def _first_letter(sae_path: str) -> dict[str, Any] | None:
+    """The first-letter absorption block of the SAE folder's eval.json (`interplab eval-sae --absorption`)."""
+    folder = Path(sae_path)
+    try:
+        data = json.loads(((folder if folder.is_dir() else folder.parent) / "eval.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    block = data.get("first_letter") if isinstance(data, dict) else None
+    return block if isinstance(block, dict) and "mean_absorption" in block else None
 
 
 def _live_view(result: LiveResponse) -> dict[str, Any]:
@@ -109,7 +122,8 @@ def page_router(state: WebState, pages: Pages) -> APIRouter:
         sae = state.sae_out(state.sae(sae_id))
         feats = state.db.list_features(sae_id, offset=(page - 1) * PER_PAGE, limit=PER_PAGE, order=order)
         n_pages = max(1, -(-sae.n_features // PER_PAGE))
-        return pages.render("sae.html", sae=sae, features=feats, order=order, page=page, n_pages=n_pages)
+        return pages.render("sae.html", sae=sae, features=feats, order=order, page=page, n_pages=n_pages,
+                            first_letter=_first_letter(state.sae(sae_id).path))
 
     @router.get("/sae/{sae_id}/feature/{idx}")
     def feature_page(sae_id: int, idx: int) -> HTMLResponse:

@@ -88,3 +88,24 @@ def test_absorption_without_a_model_is_refused(tmp_path):
     save_sae(make_sae(sae_config("topk", d_in=8, d_sae=16, k=2)), tmp_path / "s")
     with pytest.raises(InterplabError, match="--model"):
         evaluate_sae_run(tmp_path / "s", synthetic=False, store=tmp_path, absorption=True)
+
+
+def test_sae_page_shows_the_first_letter_numbers_of_eval_json(tmp_path):
+    from fastapi.testclient import TestClient
+
+    from interplab.dashboards import DashboardDB, SaeRecord
+    from interplab.web.app import create_app
+
+    (tmp_path / "sae").mkdir()
+    block = {"hook": "blocks.3.resid_post", "n_words": 1500, "n_letters": 21, "mean_absorption": 0.1234,
+             "mean_probe_f1": 0.5, "k_sparse_f1": {"1": 0.25, "5": 0.375}}
+    (tmp_path / "sae" / "eval.json").write_text(json.dumps({"fvu": 0.2, "first_letter": block}))
+    db = DashboardDB(tmp_path / "d.db")
+    sae_id = db.upsert_sae(SaeRecord(name="s", path=str(tmp_path / "sae"), model="m", hook="blocks.3.resid_post",
+                                     d_in=8, d_sae=16, arch="topk"))
+    db.close()
+    html = TestClient(create_app(tmp_path / "d.db", device="cpu")).get(f"/sae/{sae_id}").text
+    assert "First-letter absorption" in html and "0.123" in html and "5-sparse F1" in html
+    (tmp_path / "sae" / "eval.json").write_text("{not json")
+    assert "First-letter absorption" not in TestClient(create_app(tmp_path / "d.db", device="cpu")).get(
+        f"/sae/{sae_id}").text

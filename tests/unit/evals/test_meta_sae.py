@@ -21,7 +21,7 @@ def _composed_sae():
     basis = torch.linalg.qr(torch.randn(D, D, generator=gen)).Q.T  # orthonormal rows
     rows = []
     for g in range(N_GROUPS):
-        for i in range(PER_GROUP):
+        for _ in range(PER_GROUP):
             rows.append(basis[g] + 0.6 * torch.randn(D, generator=gen) / D**0.5)
     sae = make_sae(sae_config("topk", d_in=D, d_sae=N_GROUPS * PER_GROUP, k=4))
     with torch.no_grad():
