@@ -27,7 +27,7 @@ def _accuracy(probe, pos, neg, y) -> float:
 
 def test_ccs_recovers_the_truth_direction_without_labels_and_a_random_one_does_not():
     pos, neg, y = _pairs()
-    probe = fit_ccs(pos[:140], neg[:140], y[:140], CCSConfig(n_tries=3, n_epochs=400, lr=1e-2))
+    probe = fit_ccs(pos[:140], neg[:140], y[:140], CCSConfig(n_tries=3))
     assert _accuracy(probe, pos[140:], neg[140:], y[140:]) > 0.95
     assert abs(float(probe.direction[0])) > 0.9
     rand = random_direction_probe(pos[:140], neg[:140], y[:140])
@@ -36,7 +36,7 @@ def test_ccs_recovers_the_truth_direction_without_labels_and_a_random_one_does_n
 
 def test_the_sign_comes_from_the_labels_only():
     pos, neg, y = _pairs()
-    cfg = CCSConfig(n_tries=2, n_epochs=300, lr=1e-2)
+    cfg = CCSConfig(n_tries=2)
     unsigned = fit_ccs(pos, neg, None, cfg)
     flipped = fit_ccs(pos, neg, 1 - y, cfg)
     signed = fit_ccs(pos, neg, y, cfg)
