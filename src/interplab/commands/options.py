@@ -38,7 +38,9 @@ def _cli_type(tp: Any) -> Any:
     origin = get_origin(tp)
     if origin in (Union, types.UnionType):
         args = [a for a in get_args(tp) if a is not type(None)]
-        return (args[0] | None) if len(args) == 1 else str | None  # type: ignore[operator]
+        return (_cli_type(args[0]) | None) if len(args) == 1 else str | None  # type: ignore[operator]
+    if origin is tuple and get_args(tp)[-1:] == (Ellipsis,):
+        return list[get_args(tp)[0]]  # type: ignore[misc]  # a repeated option: --prefixes 8 --prefixes 64
     return tp
 
 

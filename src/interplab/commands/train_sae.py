@@ -104,9 +104,20 @@ def _print_summary(title: str, result: dict[str, Any]) -> None:
     table = Table(title=title)
     table.add_column("metric")
     table.add_column("value", justify="right")
-    for k, v in result.items():
+    for k, v in _flat(result).items():
         table.add_row(k, f"{v:.4g}" if isinstance(v, float) else str(v))
     Console().print(table)
+
+
+def _flat(result: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Scalars of a metrics dict, nested blocks as "block.key" (per-item lists such as letters left out)."""
+    out: dict[str, Any] = {}
+    for k, v in result.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}."))
+        elif not isinstance(v, list):
+            out[prefix + k] = v
+    return out
 
 
 def eval_sae(
@@ -121,10 +132,14 @@ def eval_sae(
     batch_size: int = typer.Option(4096, help="Activations per batch."),
     out: Path | None = typer.Option(None, help="Write the metrics JSON here (default: <sae folder>/eval.json)."),
     device: str | None = typer.Option(None, help="cpu, cuda, ... (default: CUDA when present)."),
+    absorption: bool = typer.Option(False, "--absorption", help="First-letter absorption and k-sparse probing "
+                                    "F1 on --model (Chanin et al. 2024, SAEBench)."),
+    absorption_words: int = typer.Option(1500, help="Vocabulary words of the first-letter task."),
 ) -> None:
-    """Evaluate a saved SAE: FVU, MSE, L0, dead/dense fractions, MMCS (synthetic), CE/KL recovered (--model)."""
+    """Evaluate a saved SAE: FVU, MSE, L0, dead/dense fractions, MMCS (synthetic), CE/KL recovered (--model),
+    first-letter absorption (--absorption)."""
     from interplab.pipelines.train import evaluate_sae_run
 
     result, target = evaluate_sae_run(sae_path, store, synthetic, model, hook, n_texts, max_length, batches,
-                                      batch_size, out, device)
+                                      batch_size, out, device, absorption, absorption_words)
     _print_summary(f"eval-sae {sae_path} (written to {target})", result)

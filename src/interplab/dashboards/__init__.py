@@ -15,6 +15,7 @@ from interplab.dashboards.db import (
     ExplanationRecord,
     FeatureHit,
     FeatureRecord,
+    MetaRecord,
     SaeRecord,
     database_url,
 )
@@ -22,8 +23,10 @@ from interplab.dashboards.db_access import masked_url, model_location, sae_locat
 
 if TYPE_CHECKING:
     from interplab.dashboards.build import BuildResult, build_dashboards
+    from interplab.dashboards.meta_links import add_meta_latents
 
 _LAZY = {"BuildResult", "build_dashboards"}
+_LAZY_META = {"add_meta_latents"}
 
 __all__ = [
     "BuildResult",
@@ -33,7 +36,9 @@ __all__ = [
     "ExplanationRecord",
     "FeatureHit",
     "FeatureRecord",
+    "MetaRecord",
     "SaeRecord",
+    "add_meta_latents",
     "build_dashboards",
     "database_url",
     "masked_url",
@@ -47,4 +52,8 @@ def __getattr__(name: str) -> Any:
         from interplab.dashboards import build
 
         return getattr(build, name)
+    if name in _LAZY_META:  # trains with torch: not loaded by the web server
+        from interplab.dashboards import meta_links
+
+        return getattr(meta_links, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -132,6 +132,14 @@ explanations = Table(
     Index("ix_explanations_latent", "sae_id", "idx"),
 )
 
+meta_latents = Table(
+    "meta_latents", metadata,
+    Column("sae_id", Integer, primary_key=True),
+    Column("idx", Integer, primary_key=True),
+    Column("metas", Text, nullable=False),  # JSON [[meta-latent, activation], ...], strongest first
+    Column("shared", Text, nullable=False),  # JSON [[latent, score], ...] sharing meta-latents, best first
+)
+
 build_state = Table(
     "build_state", metadata,
     Column("sae_id", Integer, primary_key=True),
@@ -190,6 +198,15 @@ class ExplanationRecord:
     fuzzing: float | None
     created_at: str
     sae_id: int = 0
+
+
+@dataclass
+class MetaRecord:
+    """A latent's meta-latents (from a meta-SAE on the decoder rows) and the latents sharing them."""
+
+    idx: int
+    metas: list[tuple[int, float]]
+    shared: list[tuple[int, float]]
 
 
 @dataclass
@@ -298,6 +315,24 @@ class DashboardDB:
         with self.engine.begin() as conn:
             for table in (features, examples, feature_tokens, build_state):
                 conn.execute(delete(table).where(table.c.sae_id == sae_id))
+
+    def write_meta_latents(self, sae_id: int, records: Sequence[MetaRecord]) -> None:
+        """Replace the SAE's meta-latent rows with `records`, in one transaction."""
+        rows = [{"sae_id": sae_id, "idx": r.idx, "metas": json.dumps([[int(m), float(v)] for m, v in r.metas]),
+                 "shared": json.dumps([[int(j), float(v)] for j, v in r.shared])} for r in records]
+        with self.engine.begin() as conn:
+            conn.execute(delete(meta_latents).where(meta_latents.c.sae_id == sae_id))
+            if rows:
+                conn.execute(insert(meta_latents), rows)
+
+    def get_meta_latents(self, sae_id: int, idx: int) -> MetaRecord | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(meta_latents).where(and_(meta_latents.c.sae_id == sae_id,
+                                                               meta_latents.c.idx == idx))).first()
+        if row is None:
+            return None
+        return MetaRecord(row.idx, [(int(m), float(v)) for m, v in json.loads(row.metas)],
+                          [(int(j), float(v)) for j, v in json.loads(row.shared)])
 
     def n_features(self, sae_id: int) -> int:
         if not storable(sae_id):

@@ -223,43 +223,63 @@ def evaluate_sae_run(
     batch_size: int = 4096,
     out: Path | None = None,
     device: str | None = None,
+    absorption: bool = False,
+    absorption_words: int = 1500,
 ) -> tuple[dict[str, Any], Path]:
-    """Evaluate a saved SAE (FVU, L0, dead/dense; MMCS on synthetic data; CE/KL recovered with `model`)
-    and write the metrics JSON (default: <sae folder>/eval.json). Returns (metrics, where written)."""
+    """Evaluate a saved SAE (FVU, L0, dead/dense; MMCS on synthetic data; CE/KL recovered with `model`;
+    with `absorption`, the first-letter absorption task on `model`) and write the metrics JSON
+    (default: <sae folder>/eval.json). Returns (metrics, where written)."""
     sae_path = Path(sae_path)
     sae = load_sae(sae_path, device=get_device(device))
     if store is None and not synthetic and model is None:
         raise InterplabError("nothing to evaluate on: give a store, synthetic=True and/or a model")
+    if absorption and model is None:
+        raise InterplabError("--absorption runs the first-letter task on a model; pass --model too")
     result: dict[str, Any] = {}
     if store is not None or synthetic:
         result.update(evaluate_on_data(sae, store, n_batches, batch_size))
     if model is not None:
-        result.update(loss_recovered(sae, model, hook or sae.cfg.metadata.get("hook_name"), n_texts, max_length,
-                                     device))
+        lm = _load_lm(model, sae, device)
+        hook = hook or sae.cfg.metadata.get("hook_name")
+        if lm.is_causal or not absorption:  # an encoder (MiniLM) has no LM head: no CE/KL recovered
+            result.update(loss_recovered(sae, lm, hook, n_texts, max_length))
+        if absorption:
+            result["first_letter"] = first_letter_summary(sae, lm, hook, absorption_words)
     folder = sae_path if sae_path.is_dir() else sae_path.parent
     target = out or folder / "eval.json"
     write_json_atomic(target, result)
     return result, target
 
 
-def loss_recovered(sae: SAE, model: str, hook: str | None, n_texts: int, max_length: int,
-                   device: str | None) -> dict[str, Any]:
+def _load_lm(model: str, sae: SAE, device: str | None) -> Any:
+    from interplab.models.loading import load_model
+
+    lm = load_model(model, device=device)
+    if lm.d_model != sae.cfg.d_in:
+        raise InterplabError(f"{model} has d_model={lm.d_model} but the SAE reads d_in={sae.cfg.d_in}; "
+                             "pass the model the SAE was trained on")
+    return lm
+
+
+def loss_recovered(sae: SAE, lm: Any, hook: str | None, n_texts: int, max_length: int) -> dict[str, Any]:
     """CE / KL loss recovered with the SAE spliced in at `hook`, on the demo corpus (positions the SAE's
     store left out, such as attention sinks, keep their real activations)."""
     from interplab.activations.exclusion import ExclusionRule
     from interplab.data.corpus import load_demo_corpus
     from interplab.evals import loss_recovered_on_texts
-    from interplab.models.loading import load_model
 
     if not hook:
         raise InterplabError("the SAE's metadata names no hook; pass --hook, e.g. blocks.3.resid_post")
-    lm = load_model(model, device=device)
-    if lm.d_model != sae.cfg.d_in:
-        raise InterplabError(f"{model} has d_model={lm.d_model} but the SAE reads d_in={sae.cfg.d_in}; "
-                             "pass the model the SAE was trained on")
     exclusion = ExclusionRule.from_json(sae.cfg.metadata.get("exclusion") or {})
     res = loss_recovered_on_texts(lm, load_demo_corpus()[:n_texts], hook, sae=sae.to(lm.device),
                                   max_length=max_length, exclusion=exclusion)
     out = res._asdict()
     out["loss_n_tokens"] = out.pop("n_tokens")  # not the reconstruction's n_tokens, which it would overwrite
     return {**out, "splice_excluded_positions": exclusion.describe()}
+
+
+def first_letter_summary(sae: SAE, lm: Any, hook: str | None, n_words: int) -> dict[str, Any]:
+    """First-letter absorption, probe F1 and k-sparse F1 (evals/first_letter.py) as a JSON block."""
+    from interplab.evals import FirstLetterConfig, first_letter_absorption
+
+    return first_letter_absorption(lm, sae.to(lm.device), hook, FirstLetterConfig(n_words=n_words)).summary()

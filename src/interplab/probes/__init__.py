@@ -1,5 +1,6 @@
-"""Probes: logistic and contrast probes on residual streams and SAE latents, and how they generalize."""
+"""Probes: logistic, contrast and CCS probes on residual streams and SAE latents, and how they generalize."""
 
+from interplab.probes.ccs import CCSConfig, CCSProbe, fit_ccs, random_direction_probe
 from interplab.probes.contrast import ContrastProbe, contrast_from_texts, evaluate_contrast, fit_contrast
 from interplab.probes.directions import (
     combined_decoder_direction,
@@ -28,6 +29,8 @@ from interplab.probes.sae_probes import (
 )
 
 __all__ = [
+    "CCSConfig",
+    "CCSProbe",
     "ContrastProbe",
     "FeatureConfig",
     "GeneralizationResult",
@@ -45,12 +48,14 @@ __all__ = [
     "evaluate",
     "evaluate_contrast",
     "extract_features",
+    "fit_ccs",
     "fit_contrast",
     "fit_single_latents",
     "generalization_matrix",
     "hook_name",
     "k_sparse_sweep",
     "probe_cosines",
+    "random_direction_probe",
     "rank_latents",
     "stratified_split",
     "train_linear_probe",

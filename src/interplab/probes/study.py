@@ -6,7 +6,10 @@
 3. Layer sweep: in-domain residual probe accuracy/AUROC per layer and dataset (table + plot).
 4. At the probe layer: train-on-A / test-on-B matrices for residual probes and contrast directions.
 5. Directions: cosine matrix of the per-dataset residual probe directions.
-6. With an SAE at that hook: latent ranking by CV single-latent accuracy, k-sparse sweep, SAE-feature
+6. CCS (Burns et al. 2022) at that hook on "... Yes" / "... No" contrast pairs of each prompt: accuracy
+   (sign chosen on a few labels), a random direction for reference, cosine with the supervised probe,
+   and its own generalization matrix.
+7. With an SAE at that hook: latent ranking by CV single-latent accuracy, k-sparse sweep, SAE-feature
    generalization matrix, and cosines between residual probes and decoder directions (single latents
    and the k-sparse probe mapped through W_dec).
 Everything lands in a report folder (interplab.reports) whose index.json the web UI reads.
@@ -25,6 +28,7 @@ from interplab.common import InterplabError, get_logger
 from interplab.data.qa_formats import QAExample, load_qa_file, qa_prompt
 from interplab.data.synthetic.answerability import make_celebrity, make_equations
 from interplab.models.loading import LoadedModel
+from interplab.probes.ccs import ccs_fit, ccs_row
 from interplab.probes.directions import combined_decoder_direction, decoder_alignment, probe_cosines
 from interplab.probes.features import FeatureConfig, extract_features, hook_name
 from interplab.probes.generalization import (
@@ -34,6 +38,7 @@ from interplab.probes.generalization import (
     layer_sweep,
     matrix_rows,
     residual_fit,
+    score_metrics,
     series_by,
     sparse_fit,
 )
@@ -90,6 +95,12 @@ class ProbeStudyConfig:
     """Examples per class behind each difference-of-means contrast direction."""
     top_latents: int = 10
     """Latents listed per dataset in the ranking table."""
+    ccs: bool = True
+    """Also fit CCS (unsupervised, probes/ccs.py) at the probe layer on contrast pairs of each prompt."""
+    ccs_pair: tuple[str, str] = ("\nCan it be answered? Yes", "\nCan it be answered? No")
+    """Endings (replacing the final "\nAnswer:") of the two halves of each CCS contrast pair."""
+    ccs_label_examples: int = 8
+    """Labelled training examples CCS may use, only to choose its sign."""
 
 
 def _balanced_subsample(examples: list[QAExample], n: int, seed: int) -> list[QAExample]:
@@ -252,6 +263,26 @@ def _alignment_row(name: str, split: SplitData, sae, probe, cfg: ProbeStudyConfi
     }
 
 
+def _ccs_analyses(report: ReportWriter, lm: LoadedModel, examples: dict[str, list[QAExample]], hook: str,
+                  data: dict[str, SplitData], probes: dict, cfg: ProbeStudyConfig) -> dict:
+    """CCS beside the supervised probes: accuracy, random-direction reference, cosine, generalization."""
+    fcfg = FeatureConfig(pooling="last", batch_size=cfg.batch_size, max_length=cfg.max_length)
+    pairs: dict[str, SplitData] = {}
+    rows = []
+    for name, exs in examples.items():
+        halves = [extract_features(lm, [qa_prompt(e).removesuffix("\nAnswer:") + end for e in exs], [hook], fcfg)[hook]
+                  for end in cfg.ccs_pair]
+        split = data[name]
+        pairs[name] = SplitData(torch.cat(halves, dim=1), split.y_N, split.train_idx, split.test_idx)
+        sup = score_metrics(probes[name].logits(split.test[0]), split.test[1]).accuracy
+        rows.append(ccs_row(name, pairs[name], sup, probes[name].direction, cfg.ccs_label_examples, cfg.seed))
+    report.table("ccs", rows, f"CCS (unsupervised; sign from {cfg.ccs_label_examples} labels) vs the supervised "
+                 "residual probe, with a random direction for reference")
+    _write_matrix(report, generalization_matrix(pairs, ccs_fit(cfg.ccs_label_examples, cfg.seed)), "ccs", "CCS")
+    return {"ccs_accuracy": [r["ccs_accuracy"] for r in rows],
+            "ccs_over_supervised": [r["ccs_over_supervised"] for r in rows]}
+
+
 def run_probe_study(
     lm: LoadedModel,
     cfg: ProbeStudyConfig,
@@ -299,6 +330,9 @@ def run_probe_study(
     if sae is not None:
         step("SAE-feature probes")
         _sae_analyses(report, by_hook[probe_hook], sae, summary["probes"], cfg, pcfg)
+    if cfg.ccs:
+        step("CCS")
+        summary.update(_ccs_analyses(report, lm, examples, probe_hook, by_hook[probe_hook], summary["probes"], cfg))
     summary.pop("probes")
     summary.update(probe_hook=probe_hook, datasets=list(examples), has_sae=sae is not None)
     return report.finish(summary)

@@ -7,6 +7,7 @@ from interplab.saes.group import SAEGroup, SAEGroupConfig, load_group, save_grou
 from interplab.saes.init import geometric_median, init_b_dec_geometric_median_, init_b_dec_mean_
 from interplab.saes.io import load_dictionary_learning, load_sae, load_sparsify, save_sae
 from interplab.saes.jumprelu import JumpReLUConfig, JumpReLUSAE
+from interplab.saes.matryoshka import MatryoshkaConfig, MatryoshkaSAE
 from interplab.saes.penalties import FrequencyPenaltyFields, frequency_weighted_costs
 from interplab.saes.registry import SAE_CLASSES, config_class, make_sae, register_sae, sae_config
 from interplab.saes.relu import ReLUConfig, ReLUSAE
@@ -35,6 +36,8 @@ __all__ = [
     "JumpReLUSkipTranscoderConfig",
     "JumpReLUTranscoder",
     "JumpReLUTranscoderConfig",
+    "MatryoshkaConfig",
+    "MatryoshkaSAE",
     "ReLUConfig",
     "ReLUSAE",
     "SAE",

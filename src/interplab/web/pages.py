@@ -5,6 +5,8 @@ Live inference and steering run the model only for a POST (the forms, web/forms.
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import quote
 
@@ -44,6 +46,17 @@ def _report_tables(state: WebState, report: Report) -> list[dict[str, Any]]:
             entry.update(header=[], rows=[], truncated=False, error=str(exc))
         out.append(entry)
     return out
+
+
+def _first_letter(sae_path: str) -> dict[str, Any] | None:
+    """The first-letter absorption block of the SAE folder's eval.json (`interplab eval-sae --absorption`)."""
+    folder = Path(sae_path)
+    try:
+        data = json.loads(((folder if folder.is_dir() else folder.parent) / "eval.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    block = data.get("first_letter") if isinstance(data, dict) else None
+    return block if isinstance(block, dict) and "mean_absorption" in block else None
 
 
 def _live_view(result: LiveResponse) -> dict[str, Any]:
@@ -139,7 +152,8 @@ def page_router(state: WebState, pages: Pages) -> APIRouter:
         sae = state.sae_out(state.sae(sae_id))
         feats = state.db.list_features(sae_id, offset=(page - 1) * PER_PAGE, limit=PER_PAGE, order=order)
         n_pages = max(1, -(-sae.n_features // PER_PAGE))
-        return pages.render("sae.html", sae=sae, features=feats, order=order, page=page, n_pages=n_pages)
+        return pages.render("sae.html", sae=sae, features=feats, order=order, page=page, n_pages=n_pages,
+                            first_letter=_first_letter(state.sae(sae_id).path))
 
     @router.get("/sae/{sae_id}/feature/{idx}")
     def feature_page(sae_id: int, idx: int) -> HTMLResponse:
@@ -147,7 +161,8 @@ def page_router(state: WebState, pages: Pages) -> APIRouter:
         model = state.live.model_name(sae)
         # only what is already known (a loaded model, a read config): this page never loads a model
         steer_note = not_causal_message(model) if state.live.known_causal(model) is False else None
-        return pages.render("feature.html", sae=sae, f=state.feature(sae_id, idx), steer_note=steer_note)
+        return pages.render("feature.html", sae=sae, f=state.feature(sae_id, idx), steer_note=steer_note,
+                            meta=state.db.get_meta_latents(sae_id, idx))
 
     @router.get("/search")
     def search_page(q: str = Query("", max_length=200), sae_id: int | None = None) -> HTMLResponse:
