@@ -32,7 +32,7 @@ from interplab.autointerp import (
     summarize,
 )
 from interplab.common import InterplabError
-from interplab.dashboards import masked_url, DashboardDB
+from interplab.dashboards import DashboardDB, masked_url
 from interplab.pipelines.cache import TextSource
 from interplab.pipelines.progress import progress_bar
 
