@@ -122,9 +122,8 @@ def test_explain_cli_reads_examples_from_the_db_alone_and_writes_explanations_ba
 
 def test_the_baseline_alone_scored_by_a_local_log_prob_judge_reaches_the_feature_page(cat_db, judge, gpt2_dir,
                                                                                       tmp_path):
-    from fastapi.testclient import TestClient
-
     from interplab.web.app import create_app
+    from web_data import local_client
 
     db, sae_id = cat_db
     db.write_explanation(sae_id, 0, "the word cat", "openai:earlier-run", 0.9, 0.8)
@@ -136,6 +135,6 @@ def test_the_baseline_alone_scored_by_a_local_log_prob_judge_reaches_the_feature
     assert record["explainer"] == "token-stats" and record["judge"].endswith("(log-prob)")
     assert record["detection_detail"]["parse_failures"] == 0 and 0 <= record["detection"] <= 1
     assert record["detection_detail"]["threshold"] is not None and record["fuzzing"] is not None
-    html = TestClient(create_app(db, device="cpu")).get(f"/sae/{sae_id}/feature/0").text
+    html = local_client(create_app(db, device="cpu")).get(f"/sae/{sae_id}/feature/0").text
     assert 'class="explanation baseline"' in html and "fires on &#39;cat&#39;" in html
     assert "the word cat" in html and "detection 0.90" in html and "(log-prob)" in html

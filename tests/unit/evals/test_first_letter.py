@@ -91,10 +91,9 @@ def test_absorption_without_a_model_is_refused(tmp_path):
 
 
 def test_sae_page_shows_the_first_letter_numbers_of_eval_json(tmp_path):
-    from fastapi.testclient import TestClient
-
     from interplab.dashboards import DashboardDB, SaeRecord
     from interplab.web.app import create_app
+    from web_data import local_client
 
     (tmp_path / "sae").mkdir()
     block = {"hook": "blocks.3.resid_post", "n_words": 1500, "n_letters": 21, "mean_absorption": 0.1234,
@@ -104,8 +103,8 @@ def test_sae_page_shows_the_first_letter_numbers_of_eval_json(tmp_path):
     sae_id = db.upsert_sae(SaeRecord(name="s", path=str(tmp_path / "sae"), model="m", hook="blocks.3.resid_post",
                                      d_in=8, d_sae=16, arch="topk"))
     db.close()
-    html = TestClient(create_app(tmp_path / "d.db", device="cpu")).get(f"/sae/{sae_id}").text
+    html = local_client(create_app(tmp_path / "d.db", device="cpu")).get(f"/sae/{sae_id}").text
     assert "First-letter absorption" in html and "0.123" in html and "5-sparse F1" in html
     (tmp_path / "sae" / "eval.json").write_text("{not json")
-    assert "First-letter absorption" not in TestClient(create_app(tmp_path / "d.db", device="cpu")).get(
+    assert "First-letter absorption" not in local_client(create_app(tmp_path / "d.db", device="cpu")).get(
         f"/sae/{sae_id}").text

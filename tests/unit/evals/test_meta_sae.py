@@ -4,12 +4,12 @@ dashboards DB and on the feature page."""
 from __future__ import annotations
 
 import torch
-from fastapi.testclient import TestClient
 
 from interplab.dashboards import DashboardDB, FeatureRecord, SaeRecord, add_meta_latents
 from interplab.evals import MetaSAEConfig, meta_of, shared_links, train_meta_sae
 from interplab.saes import make_sae, sae_config, save_sae
 from interplab.web.app import create_app
+from web_data import local_client
 
 N_GROUPS, PER_GROUP, D = 6, 8, 32
 
@@ -55,7 +55,7 @@ def test_feature_page_links_latents_sharing_meta_latents(tmp_path):
     add_meta_latents(db_path, "composed", MetaSAEConfig(d_meta=12, k=2, steps=400, lr=3e-3), top_n=4)
     rec = DashboardDB(db_path).get_meta_latents(sae_id, 9)
     assert rec is not None and rec.metas and rec.shared
-    html = TestClient(create_app(db_path, device="cpu")).get(f"/sae/{sae_id}/feature/9").text
+    html = local_client(create_app(db_path, device="cpu")).get(f"/sae/{sae_id}/feature/9").text
     assert "Shares meta-latents with" in html
     for j, _ in rec.shared:
         assert f'href="/sae/{sae_id}/feature/{j}"' in html
