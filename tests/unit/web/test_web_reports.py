@@ -13,7 +13,7 @@ from web_data import XSS
 def test_only_finished_reports_inside_the_folder_are_listed(client, web_data) -> None:
     assert [r.name for r in find_reports(web_data.reports_dir)] == ["probe"]  # not unfinished/, not leakdir/
     assert client.get("/api/reports").json() == [
-        {"name": "probe", "title": f"Probe {XSS}", "n_figures": 1, "n_tables": 1}]
+        {"name": "probe", "title": f"Probe {XSS}", "kind": "report", "n_figures": 1, "n_tables": 1}]
     assert "/reports/probe" in client.get("/").text
 
 
