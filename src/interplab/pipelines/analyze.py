@@ -268,4 +268,5 @@ def _report_stages(book: StageBook, lm: LoadedModel, results: list[HookResult], 
     if cfg.steering and lm.is_causal:
         book.run("report: steering sweep", R.steering_report, lm, results[0].hook, reports / "steering", vectors, cfg)
     if cfg.explain_latents > 0:
-        book.run("report: explanations", R.explain_report, lm, results[0], reports / "explanations", cfg)
+        book.run("report: explanations", R.explain_report, lm, results[0], reports.parent / "dashboards.db",
+                 reports / "explanations", cfg)

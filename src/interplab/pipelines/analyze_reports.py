@@ -58,6 +58,10 @@ def steering_report(lm: LoadedModel, hook: str, out: Path, vectors: Path, cfg: A
     return {f"coef {r.coef:g}": {"target": r.target, "perplexity": r.perplexity} for r in rows}
 
 
-def explain_report(lm: LoadedModel, hr: HookResult, out: Path, cfg: AnalyzeConfig) -> dict[str, Any]:
-    """Explanations of the first SAE's strongest latents, scored (written when autointerp supports it)."""
-    return {}
+def explain_report(lm: LoadedModel, hr: HookResult, db: Path, out: Path, cfg: AnalyzeConfig) -> dict[str, Any]:
+    """The first SAE's most frequent latents explained (by a causal model itself, and by token statistics),
+    scored by the model's log-probabilities, and shown on their feature pages."""
+    from interplab.pipelines.explain import explain_analysed_sae
+
+    run = explain_analysed_sae(lm, db, hr.run / "sae", out, cfg.explain_latents, seed=cfg.seed)
+    return {k: v for k, v in run.summary.items() if "mean" in k or "above baseline" in k}

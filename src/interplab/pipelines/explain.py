@@ -120,7 +120,8 @@ def _judge(models: ExplainModels, client: Any, device: str | None) -> Judge | No
     return client
 
 
-def _db_sae_id(db: DashboardDB, sae_id: int | None, sae: Path | None) -> int:
+def db_sae_id(db: DashboardDB, sae_id: int | None, sae: Path | None) -> int:
+    """The id of the SAE in `db`: `sae_id` when given (checked), else the row at path `sae`, else the only one."""
     records = db.list_saes()
     if sae_id is not None:
         if db.get_sae(sae_id) is None:
@@ -177,7 +178,7 @@ def explain_run(
     client = _explainer_client(models, client_cfg or ClientConfig(), device)
     judge = _judge(models, client, device)
     dash = DashboardDB(source.db, create=False) if source.db is not None else None
-    sae_id = _db_sae_id(dash, source.sae_id, source.sae) if dash is not None else None
+    sae_id = db_sae_id(dash, source.sae_id, source.sae) if dash is not None else None
     examples = collect_run_examples(source, texts or TextSource(), example_cfg or ExampleConfig(), dash, sae_id,
                                     device)
 
@@ -198,3 +199,32 @@ def db_explainer_label(record: dict[str, Any]) -> str:
     """The explainer column of the dashboards DB: who explained, and who judged the scores."""
     label = record["explainer"] + (" (baseline)" if record.get("baseline") else "")
     return f"{label}; judge {record['judge']}" if record.get("judge") else label
+
+
+def explain_analysed_sae(lm: Any, db: str | Path, sae: Path, out: Path, top_n: int, seed: int = 0,
+                         show_progress: bool = True) -> ExplainRun:
+    """The explanations stage of `analyze`: the SAE's `top_n` most frequent latents, examples read from the
+    dashboards DB. A causal LM explains its own latents (its chat template, greedy) next to the
+    token-statistics baseline, and judges both by its Yes/No log-probabilities; an encoder gets the baseline
+    alone, unscored. Every explanation is written back to the DB, where feature pages show it."""
+    from interplab.autointerp.pipeline import explainers_for
+
+    dash = DashboardDB(str(db), create=False)
+    sae_id = db_sae_id(dash, None, sae)
+    features = [f.idx for f in dash.list_features(sae_id, order="frequency", limit=top_n)]
+    examples = examples_from_db(dash, sae_id, features, seed=seed)
+    causal = bool(lm.is_causal)
+    cfg = AutointerpConfig(detection=causal, fuzzing=causal)
+    client = LocalHFClient(lm) if causal else None
+    judge = LogprobJudge(lm) if causal else None
+
+    def to_db(rec: dict[str, Any]) -> None:
+        dash.write_explanation(sae_id, rec["feature"], rec["explanation"], db_explainer_label(rec),
+                               rec["detection"], rec["fuzzing"])
+
+    info = {"model": lm.name, "sae": str(sae), "sae_id": sae_id, "explainer": "the analysed model" if causal
+            else "token statistics only (an encoder cannot write text)"}
+    with progress_bar("explaining", total=len(examples), show=show_progress) as update:
+        records = run_autointerp(client, examples, out, cfg, judge=judge, explainers=explainers_for(client, cfg),
+                                 overwrite=True, sink=to_db, progress=lambda i, n: update(i, n, None), run_info=info)
+    return ExplainRun(out, records, summarize(records))

@@ -19,7 +19,7 @@ from interplab.common import InterplabError
 from interplab.pipelines.analyze import AnalyzeConfig, estimate, resolve_hooks, run_analyze, split_documents
 
 SMALL = dict(data="demo", train_tokens=2048, eval_tokens=512, context_size=32, steps=30, batch_size=128,
-             expansion=2, k=4, loss_texts=4, explain_latents=0, toy=False, probe=False)
+             expansion=2, k=4, loss_texts=4, explain_latents=2, toy=False, probe=False)
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +34,7 @@ def test_every_stage_is_recorded_and_held_out_numbers_come_from_held_out_documen
     stages = json.loads((result.out / "stages.json").read_text())["stages"]
     assert all(rec["status"] == "done" for rec in stages.values())
     assert {"cache blocks.0.resid_post", "train SAE blocks.1.resid_post", "evaluate blocks.1.resid_post",
-            "dashboards blocks.0.resid_post", "report: steering sweep"} <= set(stages)
+            "dashboards blocks.0.resid_post", "report: steering sweep", "report: explanations"} <= set(stages)
     for hr in result.hooks:
         ev = json.loads((hr.run / "heldout_eval.json").read_text())
         assert 0 < ev["heldout_fvu"] and ev["heldout_l0"] <= cfg.k and "heldout_ce_recovered" in ev
@@ -43,6 +43,21 @@ def test_every_stage_is_recorded_and_held_out_numbers_come_from_held_out_documen
         assert held["tokens_sha256"] != train["tokens_sha256"]  # different documents
     assert (result.reports / "steering" / "index.json").exists() and result.db.stat().st_size > 0
     assert (result.out / "done.json").exists()
+
+
+def test_the_first_sae_s_frequent_latents_are_explained_scored_and_shown_on_feature_pages(analyzed):
+    from interplab.dashboards import DashboardDB
+
+    _, result = analyzed
+    index = json.loads((result.reports / "explanations" / "index.json").read_text())
+    assert index["kind"] == "autointerp" and index["summary"]["n_features"] == 2
+    records = [json.loads(line) for line in (result.reports / "explanations" / "explanations.jsonl").open()]
+    assert {r["explainer"] for r in records} >= {"token-stats"} and len({r["explainer"] for r in records}) == 2
+    assert all(r["judge"].endswith("(log-prob)") and r["detection"] is not None for r in records)
+    db = DashboardDB(str(result.db), create=False)
+    sae_id = db.list_saes()[0].id
+    shown = [db.get_explanations(sae_id, r["feature"]) for r in records]
+    assert all(shown), "every explained latent has its explanation in the dashboards DB"
 
 
 def test_a_rerun_skips_every_finished_stage(analyzed):
