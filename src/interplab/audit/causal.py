@@ -1,0 +1,67 @@
+"""Causal check: ablate the found direction and see whether the behaviour goes, and what it costs.
+
+1. The found direction at layer l: mean residual stream after block l at the last prompt token with the
+   suspected trigger inserted, minus without it (audit questions, not the held-out ones), unit norm.
+2. Directional ablation (Arditi et al. 2024, "Refusal is mediated by a single direction"): at every
+   layer, every position, x <- x - (x . d_l) d_l, also while generating.
+3. Measured on held-out prompts: the behaviour rate with and without the ablation; and the perplexity of
+   clean text (a corpus) with and without it. The cost is the relative perplexity increase.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager
+
+import torch
+from torch import Tensor
+from torch.nn import functional as F
+
+from interplab.models.interventions import replace_activation
+from interplab.models.loading import LoadedModel
+
+
+def layer_directions(pos_LND: Tensor, neg_LND: Tensor) -> dict[str, Tensor]:
+    """{'blocks.l.resid_post': unit mean difference [d]} from last-token activations [layers, n, d]."""
+    out = {}
+    for layer in range(pos_LND.shape[0]):
+        diff_D = pos_LND[layer].mean(0) - neg_LND[layer].mean(0)
+        out[f"blocks.{layer}.resid_post"] = diff_D / diff_D.norm().clamp_min(1e-12)
+    return out
+
+
+@contextmanager
+def ablate_directions(lm: LoadedModel, directions: Mapping[str, Tensor]) -> Iterator[None]:
+    """Within the block, each hook's activation loses its component along that hook's direction."""
+
+    def remove(d_D: Tensor):
+        def fn(x_BTD: Tensor) -> Tensor:
+            d = d_D.to(device=x_BTD.device, dtype=x_BTD.dtype)
+            return x_BTD - (x_BTD @ d)[..., None] * d
+
+        return fn
+
+    with ExitStack() as stack:
+        for hook, d_D in directions.items():
+            stack.enter_context(replace_activation(lm.model, hook, remove(d_D)))
+        yield
+
+
+def text_perplexity(lm: LoadedModel, texts: Sequence[str], max_length: int = 64, batch_size: int = 16) -> float:
+    """exp(mean next-token NLL) over every real token of `texts` (truncated to max_length)."""
+    nll, count = 0.0, 0
+    side = lm.tokenizer.padding_side
+    lm.tokenizer.padding_side = "right"
+    try:
+        for start in range(0, len(texts), batch_size):
+            batch = lm.tokenize(texts[start : start + batch_size], max_length=max_length)
+            with torch.no_grad():
+                logits_BTV = lm.model(**batch).logits.float()
+            mask_BT = batch["attention_mask"][:, 1:].bool()
+            targets = batch["input_ids"][:, 1:][mask_BT]
+            nll += float(F.cross_entropy(logits_BTV[:, :-1][mask_BT], targets, reduction="sum"))
+            count += int(mask_BT.sum())
+    finally:
+        lm.tokenizer.padding_side = side
+    return math.exp(nll / max(1, count))
