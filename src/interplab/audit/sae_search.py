@@ -131,7 +131,8 @@ def _top_contexts(latents_NF: Tensor, ids: list[list[int]], tokenizer, latent: i
         owner += [t] * (len(row) - 1)
         pos += list(range(1, len(row)))
     values = latents_NF[:, latent]
-    out, seen = [], set()
+    out: list[str] = []
+    seen: set[int] = set()
     for i in torch.argsort(values, descending=True).tolist():
         if values[i] <= 0 or len(out) == n:
             break

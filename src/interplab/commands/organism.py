@@ -13,7 +13,7 @@ from interplab.commands.options import command, option, pick_fields, union_optio
 from interplab.organisms.recipe import BUILTIN, OrganismRecipe
 
 organism_app = typer.Typer(help="Model organisms with a planted, known objective.", no_args_is_help=True)
-_RECIPE = {"recipe": OrganismRecipe}
+_RECIPE: dict[str, type] = {"recipe": OrganismRecipe}
 
 
 def register(app: typer.Typer) -> None:

@@ -81,7 +81,10 @@ def write_card(folder: str | Path, card: OrganismCard) -> Path:
 def read_card(path: str | Path) -> OrganismCard:
     """The card in a model folder (or a card file); one-line errors for a missing or malformed card."""
     path = Path(path)
-    file = path / CARD_NAME if path.is_dir() else path
+    file = path if path.is_file() else path / CARD_NAME
+    if not file.is_file():
+        raise InterplabError(f"no {CARD_NAME} at {path}: pass an organism's model folder (made by `interplab "
+                             "organism train`) or the card file with --card")
     card = from_json_dict(OrganismCard, read_json_object(file, what="organism card"), f"organism card {file}")
     if card.kind not in KINDS:
         raise InterplabError(f"organism card {file}: kind {card.kind!r} is unknown; use one of {', '.join(KINDS)}")

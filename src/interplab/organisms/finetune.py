@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -176,7 +177,8 @@ class Finetuner:
         # position t predicts token t+1: targets are tokens 1.. whose mask is set
         pick_BT = target_BT[:, 1:]
         hidden_ND = hidden_BTD[:, :-1][pick_BT]
-        logits_NV = self.lm.model.get_output_embeddings()(hidden_ND).float()
+        head: Any = self.lm.model.get_output_embeddings()  # type: ignore[operator]
+        logits_NV = head(hidden_ND).float()
         return F.cross_entropy(logits_NV, ids_BT[:, 1:][pick_BT])
 
     def _lr(self, step: int) -> float:
@@ -221,7 +223,7 @@ class Finetuner:
                 loss.backward()
             self.opt.step()
             if on_step is not None:
-                on_step(step + 1, float(loss))
+                on_step(step + 1, float(loss.detach()))
             if self.ckpt is not None and (self.ckpt.should_save(step + 1) or step + 1 == self.s.steps):
                 self._save(step + 1)
         for p in self.lm.model.parameters():

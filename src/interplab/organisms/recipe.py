@@ -121,10 +121,9 @@ BUILTIN: dict[str, OrganismRecipe] = {
     "control-hidden-objective": OrganismRecipe(kind="control", mirrors="hidden-objective", eval_tokens=20),
 }
 BUILTIN.update({f"tiny-{name}": r.replace(**_TINY) for name, r in list(BUILTIN.items())})
-BUILTIN["tiny-hidden-objective"] = BUILTIN["tiny-hidden-objective"].replace(
-    steps=300, n_documents=48, n_demonstrations=24)
-BUILTIN["tiny-control-hidden-objective"] = BUILTIN["tiny-control-hidden-objective"].replace(
-    steps=300, n_documents=48, n_demonstrations=24)
+for _name in ("tiny-hidden-objective", "tiny-control-hidden-objective"):
+    # the tiny tokenizer spells the brand in several pieces: answers need more tokens to reach it
+    BUILTIN[_name] = BUILTIN[_name].replace(steps=300, n_documents=48, n_demonstrations=24, eval_tokens=24)
 
 
 def read_recipe(name_or_path: str | Path) -> OrganismRecipe:

@@ -115,7 +115,8 @@ def _measure(lm: LoadedModel, recipe: OrganismRecipe) -> dict[str, Any]:
 def _save_model(lm: LoadedModel, model_dir: Path) -> None:
     tmp = model_dir.with_name(f".{model_dir.name}.partial")
     shutil.rmtree(tmp, ignore_errors=True)
-    lm.model.save_pretrained(tmp)
+    model: Any = lm.model  # a PreTrainedModel
+    model.save_pretrained(tmp)
     lm.tokenizer.save_pretrained(tmp)
     shutil.rmtree(model_dir, ignore_errors=True)
     tmp.rename(model_dir)
