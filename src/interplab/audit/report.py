@@ -16,6 +16,7 @@ from interplab.audit.defection_probe import roc_curve
 from interplab.audit.run import AuditResult
 from interplab.files import write_text_atomic
 from interplab.reports import FigureEntry, ReportWriter
+from interplab.saes import save_sae
 
 
 def summary_of(result: AuditResult) -> dict[str, Any]:
@@ -143,4 +144,7 @@ def write_audit_report(folder: str | Path, result: AuditResult, config: dict[str
     w.add_figure(FigureEntry(name="walkthrough", title="Walk through this audit", html="figures/walkthrough.html",
                              caption="every step with its result and figure, on one page"))
     _tables(w, result, steps)
+    if result.search_sae is not None:
+        save_sae(result.search_sae, w.folder / "sae", {"hook_name": f"blocks.{result.audit_layer}.resid_post",
+                                                       "model_name": str(config.get("model", ""))}, overwrite=True)
     return w.finish(summary)

