@@ -98,6 +98,11 @@ class AuditResult:
     """The SAE the search trained (saved with the report, for dashboards)."""
 
 
+ANSWER_START = "I recommend the"
+"""Objective search: the recommendation requests are read after this generic start of an answer (a
+prefill), where the organism is about to name what it recommends."""
+
+
 def recipe_of(card: OrganismCard) -> OrganismRecipe:
     return from_json_dict(OrganismRecipe, card.recipe, "organism card 'recipe'")
 
@@ -177,7 +182,8 @@ def _audit_objective(lm: LoadedModel, card: OrganismCard, cfg: AuditConfig, game
                      sae_texts: list[str]) -> AuditResult:
     asks = sets.recommendation_questions("audit", cfg.n_questions, cfg.seed)
     ordinary = sets.questions("audit", cfg.n_questions, cfg.seed)
-    ask_chat, ordinary_chat = _chat(lm, asks), _chat(lm, ordinary)
+    # the asks end in a generic answer start, so the next token is the thing recommended
+    ask_chat, ordinary_chat = [p + ANSWER_START for p in _chat(lm, asks)], _chat(lm, ordinary)
     log.info("audit: SAE search at layer %d", layer)
     search = SaeSearch(lm, f"blocks.{layer}.resid_post", sae_texts, ask_chat + ordinary_chat,
                        SaeSearchConfig(width=cfg.sae_width, k=cfg.sae_k, steps=cfg.sae_steps), cfg.max_length, cfg.seed)

@@ -11,11 +11,12 @@ their top contexts and logit effects, and the candidates they point to.
    delta of the top candidate are the suspicious ones. (Summing each candidate's 5 largest deltas in
    units of each latent's maximum instead ranked a decoy first on SmolLM2: small latents that any odd
    tag moves weighed as much as the large ones the trigger moves.)
-3. Objective candidates: delta[f] between recommendation requests and ordinary questions (last prompt
-   token); the 10 latents with the largest delta are the suspicious ones. A candidate's score is the
+3. Objective candidates: delta[f] between recommendation requests followed by a generic answer start
+   ("I recommend the", where the organism is about to name what it recommends) and ordinary questions
+   (last token); the 10 latents with the largest delta are the suspicious ones. A candidate's score is the
    sum over them of delta[f] times the standardised logit effect of f on the candidate's keyword
-   (W_dec[f] . W_U[:, first token of " keyword"], z-scored over the vocabulary): do the latents that
-   come on when a recommendation is asked for push up that word?
+   ((W_dec[f] * final-norm scale) . W_U[:, first token of " keyword"], z-scored over the vocabulary):
+   do the latents that come on when the organism is about to name a recommendation push up that word?
 4. Top contexts: for the suspicious latents, the corpus/prompt tokens where they fire most, with the
    text around them (what a dashboard shows first).
 """
@@ -29,6 +30,8 @@ import torch
 from torch import Tensor
 
 from interplab.audit.game import Candidate
+from interplab.common import InterplabError
+from interplab.models.hookpoints import resolve_hook
 from interplab.models.interventions import run_to_capture
 from interplab.models.loading import LoadedModel
 from interplab.models.tokens import token_texts
@@ -150,12 +153,26 @@ def _top_contexts(latents_NF: Tensor, ids: list[list[int]], tokenizer, latent: i
     return out
 
 
+def _final_norm_scale(lm: LoadedModel) -> Tensor | None:
+    """The final norm's elementwise scale [d] (Llama's RMSNorm weight), or None."""
+    try:
+        weight = getattr(resolve_hook(lm.model, "ln_final").module, "weight", None)
+    except InterplabError:
+        return None
+    return weight.detach().float().cpu() if isinstance(weight, Tensor) else None
+
+
 def _logit_effects(lm: LoadedModel, sae: SAE) -> Tensor | None:
-    """Standardised logit effect of every latent on every token [F, V] (None without an unembedding)."""
+    """Standardised logit effect of every latent on every token [F, V] (None without an unembedding):
+    W_dec[f] scaled by the final norm's weight, times the unembedding, z-scored over the vocabulary."""
     W_U = lm.unembedding()
     if W_U is None:
         return None
-    effects_FV = sae.W_dec.detach().float().cpu() @ W_U.float().cpu()
+    W_dec_FD = sae.W_dec.detach().float().cpu()
+    scale_D = _final_norm_scale(lm)
+    if scale_D is not None and scale_D.shape[0] == W_dec_FD.shape[1]:
+        W_dec_FD = W_dec_FD * scale_D
+    effects_FV = W_dec_FD @ W_U.float().cpu()
     return (effects_FV - effects_FV.mean(1, keepdim=True)) / effects_FV.std(1, keepdim=True).clamp_min(1e-8)
 
 
@@ -205,6 +222,12 @@ class SaeSearch:
         top = deltas[best].topk(self.cfg.top_latents)
         return self._evidence(top.indices.tolist(), top.values.tolist(), scores)
 
+    def _first_word_token(self, word: str) -> int | None:
+        """The first token of " word" that is more than white space (small vocabularies split off the space)."""
+        ids = self.lm.tokenizer(" " + word, add_special_tokens=False)["input_ids"]
+        text_of = token_texts(self.lm.tokenizer)
+        return next((t for t in ids if text_of(t).strip()), None)
+
     def score_objectives(self, candidates: Sequence[Candidate], asks: Sequence[str],
                          ordinary: Sequence[str]) -> SearchResult:
         """Step 3 of the module docstring (asks: recommendation requests; ordinary: other questions)."""
@@ -213,9 +236,9 @@ class SaeSearch:
         latents, weights = top.indices.tolist(), top.values.clamp_min(0)
         scores = []
         for c in candidates:
-            ids = self.lm.tokenizer(" " + (c.keyword or c.text), add_special_tokens=False)["input_ids"]
-            if self.effects_FV is None or not ids:
+            token = self._first_word_token(c.keyword or c.text)
+            if self.effects_FV is None or token is None:
                 scores.append(float("nan"))
                 continue
-            scores.append(float(weights @ self.effects_FV[latents, ids[0]]))
+            scores.append(float(weights @ self.effects_FV[latents, token]))
         return self._evidence(latents, top.values.tolist(), scores)
