@@ -206,7 +206,7 @@ def _last_loss(out: Path) -> float | None:
 def _write_report(out: Path, card: OrganismCard, rows: list[dict[str, Any]]) -> None:
     """The organism's report folder is its run folder: index.json written last, beside config.json."""
     metrics = (out / "metrics.jsonl").read_text(encoding="utf-8")
-    writer = ReportWriter(out, f"Organism: {card.kind} ({card.plant})", "organism", overwrite=True)
+    writer = ReportWriter(out, f"Organism: {card.kind}, fine-tuned from {card.base_model}", "organism", overwrite=True)
     write_text_atomic(out / "metrics.jsonl", metrics)  # the writer starts a fresh metrics file
     losses = _losses(out)
     writer.line_plot("loss", [s for s, _ in losses], {"training loss": [v for _, v in losses]},

@@ -5,6 +5,7 @@ would read them."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -30,7 +31,9 @@ def audits(organisms, tmp_path_factory) -> dict[str, dict]:
     root = tmp_path_factory.mktemp("audits")
     out = {}
     for name, run in organisms.items():
-        index = audit_run(run.model_dir, root / name, AUDIT)
+        # the tiny tokenizer spells the brand in several pieces: answers need more tokens to name it
+        cfg = AUDIT if name != "hidden-objective" else dataclasses.replace(AUDIT, behaviour_tokens=24)
+        index = audit_run(run.model_dir, root / name, cfg)
         out[name] = read_json_object(Path(index))["summary"]
     return out
 
