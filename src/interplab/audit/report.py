@@ -61,7 +61,8 @@ def _steps(result: AuditResult, summary: dict[str, Any]) -> list[dict[str, str]]
                  "result": f"rank of the truth {summary['rank_behavioural']} of {summary['candidates']}"})
     if "defection_triggered_after" in summary:
         rows.append({"step": "5. causal check", "what": f"ablate the direction induced by "
-                     f"{summary['ablated_candidate']} at every layer (mean ablation); held-out prompts and clean text",
+                     f"{summary['ablated_candidate']} at layers {summary['ablated_layers']} (mean ablation); held-out "
+                     "prompts and clean text",
                      "result": f"defection {summary['defection_triggered_before']:.2f} -> "
                                f"{summary['defection_triggered_after']:.2f}; perplexity "
                                f"{100 * summary['perplexity_increase']:+.1f}%"})

