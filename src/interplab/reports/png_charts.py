@@ -99,3 +99,51 @@ def line_plot_png(
     ax.legend(fontsize=8)
     fig.tight_layout()
     return save_png(fig, path)
+
+
+def curves_png(
+    path: Path,
+    curves: Mapping[str, tuple[Sequence[float], Sequence[float]]],
+    title: str,
+    xlabel: str,
+    ylabel: str,
+    diagonal: bool = False,
+) -> Path:
+    """One line per curve, each with its own x values (ROC curves); `diagonal` draws y = x for reference."""
+    fig = Figure(figsize=(4.8, 4.2))
+    ax = fig.add_subplot()
+    if diagonal:
+        ax.plot([0, 1], [0, 1], color="0.7", linestyle="--", linewidth=1, label="chance")
+    for label, (xs, ys) in curves.items():
+        ax.plot(list(xs), list(ys), label=label, drawstyle="steps-post")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(textwrap.fill(title, 52), fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return save_png(fig, path)
+
+
+def bars_png(
+    path: Path,
+    groups: Sequence[str],
+    series: Mapping[str, Sequence[float]],
+    title: str,
+    ylabel: str,
+) -> Path:
+    """Grouped bars: one group per entry of `groups`, one bar per series, values printed on the bars."""
+    fig = Figure(figsize=(max(4.5, 1.6 + 1.4 * len(groups)), 3.6))
+    ax = fig.add_subplot()
+    width = 0.8 / max(1, len(series))
+    for i, (label, values) in enumerate(series.items()):
+        xs = [g + (i - (len(series) - 1) / 2) * width for g in range(len(groups))]
+        bars = ax.bar(xs, list(values), width=width, label=label)
+        ax.bar_label(bars, labels=[f"{v:.2f}" for v in values], fontsize=7)
+    ax.set_xticks(range(len(groups)), labels=list(groups))
+    ax.set_ylabel(ylabel)
+    ax.set_title(textwrap.fill(title, 52), fontsize=10)
+    ax.grid(alpha=0.3, axis="y")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return save_png(fig, path)

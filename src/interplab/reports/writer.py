@@ -133,12 +133,44 @@ class ReportWriter:
         xlabel: str,
         ylabel: str,
         log_x: bool = False,
+        caption: str | None = None,
     ) -> None:
         """One line per series against x (e.g. accuracy per layer, one line per dataset)."""
         from interplab.reports.png_charts import line_plot_png
 
         line_plot_png(self.figure_path(name, "png"), x, series, title, xlabel, ylabel, log_x)
-        self.add_figure(FigureEntry(name=name, title=title, png=f"figures/{name}.png"))
+        self.add_figure(FigureEntry(name=name, title=title, png=f"figures/{name}.png", caption=caption))
+
+    def curves(
+        self,
+        name: str,
+        curves: Mapping[str, tuple[Sequence[float], Sequence[float]]],
+        title: str,
+        xlabel: str,
+        ylabel: str,
+        diagonal: bool = False,
+        caption: str | None = None,
+    ) -> None:
+        """Lines with their own x values each (ROC curves), as a PNG."""
+        from interplab.reports.png_charts import curves_png
+
+        curves_png(self.figure_path(name, "png"), curves, title, xlabel, ylabel, diagonal)
+        self.add_figure(FigureEntry(name=name, title=title, png=f"figures/{name}.png", caption=caption))
+
+    def bars(
+        self,
+        name: str,
+        groups: Sequence[str],
+        series: Mapping[str, Sequence[float]],
+        title: str,
+        ylabel: str,
+        caption: str | None = None,
+    ) -> None:
+        """Grouped bars (e.g. a rate before/after an intervention), as a PNG."""
+        from interplab.reports.png_charts import bars_png
+
+        bars_png(self.figure_path(name, "png"), groups, series, title, ylabel)
+        self.add_figure(FigureEntry(name=name, title=title, png=f"figures/{name}.png", caption=caption))
 
     def finish(self, summary: Mapping[str, Any] | None = None) -> Path:
         """Write index.json (last, atomically) and return its path."""
