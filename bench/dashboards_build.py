@@ -12,8 +12,11 @@
      full build         build_dashboards into a fresh SQLite file: both scans, logit effects,
                         neighbours, decoding, DB writes (the model is loaded once beforehand, so
                         library import time is not counted; loading its weights is)
-4. Print one table: seconds, tokens x latents / s, and each row's speed relative to the naive
-   top-k (> 1: faster), plus the naive row's latents memory.
+4. Print one table: wall seconds and CPU seconds of this process (both best of the repeats),
+   tokens x latents / s, and each row's speed relative to the naive top-k by wall and by CPU time
+   (> 1: faster; on a shared machine the CPU ratio is the one neighbours' load disturbs least), plus
+   the naive row's latents memory and, for the full build, where its wall time went (scan 1, scan 2,
+   writing). The load average is printed before and after.
 
 Run: `python bench/dashboards_build.py --device cpu --threads 1` (shared CPU boxes: 1 thread avoids
 thread hand-off stalls), `--device cuda --repeat 40 --d-sae 16384,65536` on a GPU box.
@@ -23,8 +26,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import tempfile
+import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -33,11 +39,12 @@ import torch
 from interplab.activations import ActivationStore, CacheConfig, cache_activations
 from interplab.common import get_device
 from interplab.dashboards import DashboardConfig, build_dashboards
+from interplab.dashboards.build import load_dictionary
 from interplab.dashboards.scan import scan_quantiles, scan_top
 from interplab.data.corpus import load_demo_corpus
 from interplab.models.loading import load_model
 from interplab.saes import load_sae, make_sae, sae_config, save_sae
-from timing import best_time
+from timing import sync
 
 MODEL, HOOK = "sentence-transformers/all-MiniLM-L6-v2", "blocks.3.resid_post"
 
@@ -49,6 +56,7 @@ class Row:
     seconds: float
     tokens: int
     note: str = ""
+    cpu_seconds: float = float("nan")
 
     @property
     def rate(self) -> float:
@@ -86,6 +94,38 @@ def naive_top_k(store: ActivationStore, sae, k: int, device: torch.device) -> tu
     return top.values, count_F
 
 
+def timed(fn: Callable[[], object], device: torch.device, repeats: int) -> tuple[float, float]:
+    """(best wall seconds, best CPU seconds of this process) over `repeats` calls."""
+    walls, cpus = [], []
+    for _ in range(repeats):
+        sync(device)
+        w0, c0 = time.perf_counter(), time.process_time()
+        fn()
+        sync(device)
+        walls.append(time.perf_counter() - w0)
+        cpus.append(time.process_time() - c0)
+    return min(walls), min(cpus)
+
+
+class StageClock:
+    """A build's progress callback: wall seconds from the start to the last report of each stage."""
+
+    def __init__(self) -> None:
+        self.t0 = time.perf_counter()
+        self.last: dict[str, float] = {}
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        self.last[stage] = time.perf_counter() - self.t0
+
+    def note(self) -> str:
+        ends = sorted(self.last.items(), key=lambda kv: kv[1])
+        parts, prev = [], 0.0
+        for stage, end in ends:
+            parts.append(f"{stage} {end - prev:.1f}s")
+            prev = end
+        return "; ".join(parts)
+
+
 def bench_one(store: ActivationStore, d_sae: int, args: argparse.Namespace, work: Path) -> list[Row]:
     device = get_device(args.device)
     sae_dir = save_sae(make_sae(sae_config("topk", d_in=store.d, d_sae=d_sae, k=32, seed=0)),
@@ -93,38 +133,52 @@ def bench_one(store: ActivationStore, d_sae: int, args: argparse.Namespace, work
     sae = load_sae(sae_dir, device=device)
     cfg = DashboardConfig(top_k=args.top_k, max_tokens=args.max_tokens)
     rows = []
-    ours = scan_top(store, sae.encode, d_sae, cfg, device)  # also the warm-up
+    encode = load_dictionary(sae_dir, store, device).encode  # what the build scans with
+    ours = scan_top(store, encode, d_sae, cfg, device)  # also the warm-up
     n_tokens = ours.stats.n_tokens
-    t1 = best_time(lambda: scan_top(store, sae.encode, d_sae, cfg, device), device, args.repeats)
-    t2 = best_time(lambda: scan_quantiles(store, sae.encode, ours.stats, cfg, device), device, args.repeats)
+    t1 = timed(lambda: scan_top(store, encode, d_sae, cfg, device), device, args.repeats)
+    t2 = timed(lambda: scan_quantiles(store, encode, ours.stats, cfg, device), device, args.repeats)
     if not args.no_naive and args.max_tokens is None:
         values, count = naive_top_k(store, sae, args.top_k, device)
         fired = values > 0
         same = torch.equal(count.cpu(), ours.stats.count_F.cpu()) and torch.allclose(
             values[fired], ours.top.values_GK[fired], rtol=1e-5, atol=1e-6)
         mib = n_tokens * d_sae * 4 / 2**20
-        tn = best_time(lambda: naive_top_k(store, sae, args.top_k, device), device, args.repeats)
-        rows.append(Row(d_sae, "naive top-k", tn, n_tokens, f"latents {mib:,.0f} MiB; equal to scan 1: {same}"))
-    rows += [Row(d_sae, "scan 1 (top-k)", t1, n_tokens), Row(d_sae, "scan 2 (quantiles)", t2, n_tokens)]
+        tn = timed(lambda: naive_top_k(store, sae, args.top_k, device), device, args.repeats)
+        rows.append(Row(d_sae, "naive top-k", tn[0], n_tokens, f"latents {mib:,.0f} MiB; equal to scan 1: {same}",
+                        tn[1]))
+    rows += [Row(d_sae, "scan 1 (top-k)", t1[0], n_tokens, "", t1[1]),
+             Row(d_sae, "scan 2 (quantiles, store re-read)", t2[0], n_tokens, "", t2[1])]
+    stages: list[tuple[float, str]] = []
 
     def full() -> None:
         db = work / f"d_{d_sae}.db"
         db.unlink(missing_ok=True)
-        build_dashboards(sae_dir, store.folder, db, cfg, device=device)
+        clock = StageClock()
+        build_dashboards(sae_dir, store.folder, db, cfg, device=device, progress=clock)
+        stages.append((time.perf_counter() - clock.t0, clock.note()))
 
-    rows.append(Row(d_sae, "full build", best_time(full, device, args.repeats), n_tokens,
-                    f"{d_sae} latents written"))
+    tf = timed(full, device, args.repeats)
+    rows.append(Row(d_sae, "full build", tf[0], n_tokens, f"{d_sae} latents; fastest run: {min(stages)[1]}", tf[1]))
     return rows
 
 
 def print_table(rows: list[Row]) -> None:
-    title = f"{'d_sae':>6} {'method':<20} {'seconds':>9} {'tok x lat / s':>14} {'vs naive':>9}  note"
+    title = (f"| {'d_sae':>6} | {'method':<33} | {'wall s':>7} | {'CPU s':>7} | {'tok x lat / s':>13} | "
+             f"{'vs naive':>8} | {'CPU vs naive':>12} | note")
     print(title)
-    print("-" * len(title))
-    naive = {r.d_sae: r.seconds for r in rows if r.method == "naive top-k"}
+    print("|" + "|".join("-" * (len(c) + 1) + (":" if i not in (1, 7) else "-") for i, c in
+                         enumerate(title.strip("| ").split(" | "))) + "|")
+    naive = {r.d_sae: r for r in rows if r.method == "naive top-k"}
+
+    def ratio(base: float | None, value: float) -> str:
+        return f"{base / value:.2f}x" if base is not None else "n/a"
+
     for r in rows:
-        ratio = f"{naive[r.d_sae] / r.seconds:>8.2f}x" if r.d_sae in naive else f"{'n/a':>9}"
-        print(f"{r.d_sae:>6} {r.method:<20} {r.seconds:>9.2f} {r.rate:>14.3g} {ratio}  {r.note}", flush=True)
+        n = naive.get(r.d_sae)
+        print(f"| {r.d_sae:>6} | {r.method:<33} | {r.seconds:>7.2f} | {r.cpu_seconds:>7.2f} | {r.rate:>13.3g} | "
+              f"{ratio(n and n.seconds, r.seconds):>8} | {ratio(n and n.cpu_seconds, r.cpu_seconds):>12} | {r.note}",
+              flush=True)
 
 
 def main() -> None:
@@ -145,7 +199,7 @@ def main() -> None:
     store = bench_store(args)
     load_model(store.manifest.header.model, device=args.device)  # imports once, outside the timings
     print(f"device: {get_device(args.device)}, torch threads: {torch.get_num_threads()}, store: {store}, "
-          f"top-k {args.top_k}, best of {args.repeats}", flush=True)
+          f"top-k {args.top_k}, best of {args.repeats}; load average {os.getloadavg()}", flush=True)
     work = Path(tempfile.mkdtemp(prefix="interplab_bench_dash_"))
     rows: list[Row] = []
     try:
@@ -153,6 +207,7 @@ def main() -> None:
             rows += bench_one(store, d_sae, args, work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    print(f"load average at the end: {os.getloadavg()}")
     print_table(rows)
     if args.json is not None:
         args.json.write_text(json.dumps([asdict(r) | {"rate": r.rate} for r in rows], indent=2))

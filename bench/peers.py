@@ -124,6 +124,7 @@ class InterplabTopK(StepLoop):
             seed=self.seed,
             b_dec_init="geometric_median" if self.step == 0 else "none",
             device=str(self.device),
+            threads=torch.get_num_threads(),  # what the bench set for every trainer, not fit's own choice
             log_every=n_steps,
             dead_after_tokens=DEAD_AFTER_TOKENS,
         )

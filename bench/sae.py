@@ -58,8 +58,8 @@ class BenchConfig:
     k: int = 32
     """Latents kept per token."""
     lr: float = 4e-4
-    """Adam lr for all: 2e-4 / sqrt(d_sae / 2**14), the Gao et al. rule sparsify and
-    dictionary_learning use by default (4e-4 at d_sae=4096)."""
+    """Adam lr for all (--lr; default 2e-4 / sqrt(d_sae / 2**14), the Gao et al. rule sparsify and
+    dictionary_learning use by default: 4e-4 at d_sae=4096, 2e-4 at 16,384, 1e-4 at 65,536)."""
     seed: int = 0
     """Seed of the data and of every SAE's initialisation."""
     pool_tokens: int = 1 << 18
@@ -113,7 +113,8 @@ def synthetic_activations(cfg: BenchConfig) -> dict[str, Tensor]:
 
 @torch.no_grad()
 def store_activations(cfg: BenchConfig) -> dict[str, Tensor]:
-    """Rows from an activation store: the first pool_tokens for training, the next eval_tokens held out."""
+    """Rows from an activation store (the tokens its exclusion rule keeps: no padding, no attention sinks):
+    the first pool_tokens, shuffled with the seed, for training; the next eval_tokens held out."""
     from interplab.activations import ActivationStore
 
     store = ActivationStore.open(cfg.store)
@@ -121,7 +122,7 @@ def store_activations(cfg: BenchConfig) -> dict[str, Tensor]:
     parts: list[Tensor] = []
     have = 0
     for shard in store.iter_shards():
-        rows = shard.acts[shard.mask].float()  # real tokens only, [n, d]
+        rows = shard.acts[shard.keep].float()  # [n, d]
         parts.append(rows[: need - have])
         have += parts[-1].shape[0]
         if have >= need:
@@ -131,7 +132,8 @@ def store_activations(cfg: BenchConfig) -> dict[str, Tensor]:
             f"store {cfg.store} holds {have} tokens; the bench needs {need} (lower --pool-tokens)"
         )
     rows_ND = torch.cat(parts)
-    return {"train": rows_ND[: cfg.pool_tokens], "eval": rows_ND[cfg.pool_tokens :]}
+    order = torch.randperm(cfg.pool_tokens, generator=torch.Generator().manual_seed(cfg.seed))
+    return {"train": rows_ND[: cfg.pool_tokens][order], "eval": rows_ND[cfg.pool_tokens :]}
 
 
 # ---- metrics --------------------------------------------------------------------------------
@@ -407,7 +409,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--d-in", type=int, default=d.d_in)
     p.add_argument("--d-sae", type=int, default=d.d_sae)
     p.add_argument("--k", type=int, default=d.k)
-    p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--lr", type=float, default=None, help="default: 2e-4 / sqrt(d_sae / 2**14)")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument(
         "--repeats", type=int, default=1, help="runs per trainer (round-robin); the fastest is kept"
@@ -445,7 +447,7 @@ def config_from_args(a: argparse.Namespace) -> BenchConfig:
         d_in=a.d_in,
         d_sae=a.d_sae,
         k=a.k,
-        lr=a.lr,
+        lr=a.lr if a.lr is not None else 2e-4 / (a.d_sae / 2**14) ** 0.5,
         seed=a.seed,
         pool_tokens=a.pool_tokens,
         eval_tokens=a.eval_tokens,
@@ -478,6 +480,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     if unknown:
         raise SystemExit(f"unknown peers {unknown}; choose from {','.join(PEER_NAMES)} or 'none'")
     names = [n for n in OUR_NAMES if not (a.no_dense and n == "interplab-dense")] + peers
+    load_start = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="bench_sae_") as tmp:
         from safetensors.torch import save_file
 
@@ -494,6 +497,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
                 runs[name].append(spawn_worker(name, cfg, data_path, python, Path(tmp)))
         rows = [best_run(r) for r in runs.values()]
     fastest = add_ratios(rows)
+    print(f"load average (1, 5, 15 min) at the start {load_start}, at the end {os.getloadavg()}")
     print_table(rows, cfg, fastest)
     if a.repeats > 1 and fastest:
         print(per_repeat_ratios(runs, fastest))

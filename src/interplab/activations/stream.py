@@ -6,9 +6,12 @@ What sparsify's trainer does for all layers in one pass over the data, as a resu
 2. Each epoch visits the sequences in an order drawn from (seed, epoch), in windows of
    `window_seqs` sequences. A window is run through the model in batches of `forward_batch`
    sequences (stopping after the last hooked layer), capturing every input hook (and target hook).
-3. The window's real tokens are stacked [n, M, d] (M hooks), permuted by a generator seeded from
+3. The window's kept tokens are stacked [n, M, d] (M hooks), permuted by a generator seeded from
    (seed, epoch, window), and cut into batches of `batch_size` rows; a window's last partial batch is
-   dropped, so batches never span windows.
+   dropped, so batches never span windows. Kept: real tokens that the activation stores' exclusion
+   rule keeps (exclusion.py: attention sinks and special tokens out, for causal LMs by default; the
+   norm limit is applied per forward batch at every hook, and a token must pass it at all of them,
+   so every member sees the same tokens).
 4. Each element is x [B, M, d] (one hook: [B, d]), or the pair (x, y) when target hooks are given,
    the shape `fit` takes for an `SAEGroup` (or a single SAE / transcoder).
 
@@ -25,6 +28,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from interplab.activations.cache import CacheConfig
 from interplab.common import InterplabError
 from interplab.data.text import PackedTokens, tokenize_and_pack
 from interplab.models.interventions import run_to_capture
@@ -52,6 +56,9 @@ class StreamConfig:
     """Passes over the texts; None streams forever (the trainer decides when to stop)."""
     max_tokens: int | None = None
     """Use at most this many token positions of the texts (rounded up to whole sequences)."""
+    exclude_sinks: bool | None = None
+    """Leave out attention sinks as activation stores do (first position, special tokens, tokens above
+    10x the median norm); None: yes for causal LMs, no for encoders."""
 
     def check(self) -> None:
         if min(self.batch_size, self.context_size, self.window_seqs, self.forward_batch) < 1:
@@ -71,6 +78,8 @@ class ForwardStream:
         max_seq = None if self.cfg.max_tokens is None else max(1, -(-self.cfg.max_tokens // self.cfg.context_size))
         self.packed: PackedTokens = tokenize_and_pack(lm.tokenizer, texts, self.cfg.context_size, lm.is_causal,
                                                       max_seq=max_seq)
+        # the stores' rule with their default settings (cache.py), so streamed and cached training agree
+        self.rule = CacheConfig(exclude_sinks=self.cfg.exclude_sinks).exclusion_rule(lm.tokenizer, lm.is_causal)
         self.epoch, self.window, self.batch_in_window = 0, 0, 0
         if self.n_windows() == 0 or self._window_tokens(0, 0) < self.cfg.batch_size:
             raise InterplabError(f"a window of {self.cfg.window_seqs} sequences holds fewer than batch_size="
@@ -102,7 +111,9 @@ class ForwardStream:
         return self._order(epoch)[w * self.cfg.window_seqs: (w + 1) * self.cfg.window_seqs]
 
     def _window_tokens(self, epoch: int, w: int) -> int:
-        return int(self.packed.attention_mask[self._window_seqs(epoch, w)].sum())
+        """Tokens of a window that rules 1-2 keep (rule 3, the norm limit, may drop a few more)."""
+        seqs = self._window_seqs(epoch, w)
+        return int(self.rule.keep_mask(self.packed.input_ids[seqs], self.packed.attention_mask[seqs]).sum())
 
     def _window_rows(self, epoch: int, w: int) -> tuple[Tensor, Tensor | None]:
         """Real-token rows of one window, permuted: x [n, M, d] and targets [n, M, d] or None."""
@@ -111,11 +122,10 @@ class ForwardStream:
         xs, ys = [], []
         for s in range(0, len(seqs), self.cfg.forward_batch):
             idx = seqs[s: s + self.cfg.forward_batch]
-            mask = self.packed.attention_mask[idx]
-            batch = {"input_ids": self.packed.input_ids[idx].to(self.lm.device),
-                     "attention_mask": mask.to(self.lm.device, dtype=torch.long)}
+            mask, ids = self.packed.attention_mask[idx], self.packed.input_ids[idx]
+            batch = {"input_ids": ids.to(self.lm.device), "attention_mask": mask.to(self.lm.device, dtype=torch.long)}
             acts = run_to_capture(self.lm.model, batch, names)
-            keep = mask.to(self.lm.device)
+            keep = self._keep(ids, mask, [acts[h] for h in names])
             xs.append(torch.stack([acts[h][keep] for h in self.hooks], 1).float().cpu())
             if self.targets:
                 ys.append(torch.stack([acts[h][keep] for h in self.targets], 1).float().cpu())
@@ -123,6 +133,16 @@ class ForwardStream:
         gen = torch.Generator().manual_seed((self.cfg.seed * _EPOCH_MIX + epoch) * _WINDOW_MIX + w)
         perm = torch.randperm(len(x), generator=gen)
         return x[perm], (torch.cat(ys)[perm] if ys else None)
+
+    def _keep(self, ids: Tensor, mask: Tensor, acts: list[Tensor]) -> Tensor:
+        """[b, ctx] tokens to train on: kept by the rule at every hook (on the model's device)."""
+        ids, mask = ids.to(self.lm.device), mask.to(self.lm.device)
+        if self.rule.is_empty:
+            return mask.bool()
+        keep = self.rule.keep_mask(ids, mask, acts[0])
+        for a in acts[1:]:
+            keep &= self.rule.keep_mask(ids, mask, a)
+        return keep
 
     def _element(self, x: Tensor, y: Tensor | None) -> Tensor | tuple[Tensor, Tensor]:
         if len(self.hooks) == 1:

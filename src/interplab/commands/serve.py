@@ -53,16 +53,19 @@ def serve(
                                  "rebinding)."),
     max_body: int | None = typer.Option(
         None, help="Largest request body read, in bytes (default 1 MiB); larger ones get 413."),
+    live_batch: int = typer.Option(
+        16, help="Most live-inference texts run in one forward pass: requests that arrive while one runs share "
+                 "the next (1: each request alone)."),
 ) -> None:
     """Serve the feature dashboards of a database on http://HOST:PORT (Ctrl-C to stop)."""
     start_server(db=db, sae=sae, model=model, port=port, host=host, reports=reports, device=device,
-                 vectors=vectors, allow_host=allow_host, max_body=max_body)
+                 vectors=vectors, allow_host=allow_host, max_body=max_body, live_batch=live_batch)
 
 
 def start_server(*, db: str, sae: Path | None = None, model: str | None = None, port: int = 8000,
                  host: str = "127.0.0.1", reports: Path | None = None, device: str | None = None,
                  vectors: Path | None = None, allow_host: list[str] | None = None,
-                 max_body: int | None = None) -> None:
+                 max_body: int | None = None, live_batch: int = 16) -> None:
     """`interplab serve` as a function (the demo calls it): check the inputs, build the app, run uvicorn."""
     import uvicorn
     from rich.console import Console
@@ -78,11 +81,13 @@ def start_server(*, db: str, sae: Path | None = None, model: str | None = None, 
         raise InterplabError(f"--reports {reports} is not a folder")
     if vectors is not None and not vectors.is_dir():
         raise InterplabError(f"--vectors {vectors} is not a folder")
+    if live_batch < 1:
+        raise InterplabError(f"--live-batch {live_batch}: give at least 1 (1 runs every request alone)")
     guards = GuardConfig(allowed_hosts=allowed_hosts(host, allow_host or []))
     if max_body is not None:
         guards.max_body_bytes = max_body
     app = create_app(database, sae_paths=sae_paths, model=model, reports_dir=reports, device=device,
-                     vectors_dir=vectors, guards=guards)
+                     vectors_dir=vectors, guards=guards, live_batch=live_batch)
     if host not in LOOPBACK:
         console.print(f"[yellow]warning:[/] binding {host}: the UI (and live inference) is reachable from the network; "
                       f"it answers requests addressed to {', '.join(guards.allowed_hosts)} (add --allow-host NAME)")

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,7 +38,7 @@ from interplab.dashboards.logits import logit_effects, unembedding_of
 from interplab.dashboards.nearest import nearest_latents, unit_rows
 from interplab.dashboards.quantiles import Histogram, QuantileSampler
 from interplab.dashboards.records import LatentExtras, example_records, feature_records
-from interplab.dashboards.scan import ProgressFn, TopScan, scan_quantiles, scan_top
+from interplab.dashboards.scan import Encode, ProgressFn, TopScan, scan_quantiles, scan_top
 from interplab.dashboards.scan_checkpoint import checkpoint_path, load_scan, save_scan, settings_hash
 from interplab.models.tokens import token_texts
 
@@ -50,8 +49,8 @@ log = get_logger(__name__)
 class Dictionary:
     """What the build needs from an SAE (or the identity dictionary of neurons)."""
 
-    encode: Callable[[Tensor], Tensor]
-    """[N, d_in] activations -> [N, n_latents] latents."""
+    encode: Encode
+    """[N, d_in] activations -> [N, n_latents] latents, or (values, latents) [N, k] pairs for TopK SAEs."""
     w_dec_FD: Tensor | None
     """Decoder rows [n_latents, d_in] (None for neurons: no neighbours; logits read W_U directly)."""
     n_latents: int
@@ -72,12 +71,15 @@ class BuildResult:
     seconds: float
 
 
-def load_dictionary(sae_path: Path | None, store: ActivationStore, device: torch.device) -> Dictionary:
-    """The SAE at `sae_path` (d_in checked against the store), or the neurons when it is None."""
+def load_dictionary(sae_path: Path | None, store: ActivationStore, device: torch.device,
+                    pairs: bool = True) -> Dictionary:
+    """The SAE at `sae_path` (d_in checked against the store), or the neurons when it is None.
+    pairs: scan a TopK SAE as its (value, latent) pairs (False: as dense latents, the reference)."""
     d = store.d
     if sae_path is None:
         return Dictionary(lambda x: x.float(), None, d, d, "neurons", "neurons")
     from interplab.saes.io import WEIGHTS_FILENAME, load_sae
+    from interplab.saes.topk import TopKSAE
 
     sae = load_sae(sae_path, device=device)
     if sae.cfg.d_in != d:
@@ -91,7 +93,14 @@ def load_dictionary(sae_path: Path | None, store: ActivationStore, device: torch
     def encode(x_ND: Tensor) -> Tensor:
         return sae.encode(x_ND.to(dtype)).float()
 
-    return Dictionary(encode, sae.W_dec.detach(), sae.cfg.d_sae, sae.cfg.d_in, sae.cfg.architecture, digest)
+    def encode_pairs(x_ND: Tensor) -> tuple[Tensor, Tensor]:
+        values_NK, idx_NK = sae.encode_sparse(x_ND.to(dtype))  # type: ignore[attr-defined]
+        return values_NK.float(), idx_NK
+
+    # TopK SAEs (and transcoders) are scanned as their k (value, latent) pairs per token: same numbers,
+    # O(N·k) instead of O(N·d_sae) work after the encoder (dashboards/batch_latents.py).
+    chosen: Encode = encode_pairs if pairs and isinstance(sae, TopKSAE) else encode
+    return Dictionary(chosen, sae.W_dec.detach(), sae.cfg.d_sae, sae.cfg.d_in, sae.cfg.architecture, digest)
 
 
 def _settings(store: ActivationStore, dic: Dictionary, model: str, cfg: DashboardConfig) -> dict[str, Any]:
@@ -227,7 +236,8 @@ def _scans(job: _Job, progress: ProgressFn | None, ckpt: Path | None,
             log.info("resuming from the scan checkpoint %s (store not re-read)", ckpt)
             return loaded
     top = scan_top(job.store, job.dic.encode, job.dic.n_latents, job.cfg, job.device, progress)
-    hist, sampler = scan_quantiles(job.store, job.dic.encode, top.stats, job.cfg, job.device, progress)
+    hist, sampler = scan_quantiles(job.store, job.dic.encode, top.stats, job.cfg, job.device, progress, top.codes)
+    top.codes = None  # pass 1's codes are not needed after pass 2
     if ckpt is not None:
         save_scan(ckpt, key, top, hist, sampler)
     return top, hist, sampler

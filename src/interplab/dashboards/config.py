@@ -11,7 +11,7 @@ from interplab.common import InterplabError
 @dataclass
 class DashboardConfig:
     """How feature dashboards are built. A resumed build must use the same values for every field
-    except `write_batch` (fields marked (content) change what is written)."""
+    except `write_batch` and `code_cache_mb` (fields marked (content) change what is written)."""
 
     top_k: int = 20
     """(content) Top-activating contexts kept per latent."""
@@ -37,10 +37,15 @@ class DashboardConfig:
     differently."""
     write_batch: int = 256
     """Latents per database transaction (and per resume step)."""
+    code_cache_mb: int = 1024
+    """Memory for keeping pass 1's sparse codes (TopK SAEs: k values and latents per token) so pass 2
+    reads them instead of the store and the encoder; larger scans encode twice. Results are the same."""
 
     def check(self) -> None:
         """Raise a one-line error for settings that cannot work."""
         positive = ("top_k", "n_buckets", "samples_per_bucket", "n_bins", "batch_tokens", "write_batch")
+        if self.code_cache_mb < 0:
+            raise InterplabError(f"dashboards code_cache_mb must be >= 0, got {self.code_cache_mb}")
         for name in positive:
             if getattr(self, name) < 1:
                 raise InterplabError(f"dashboards {name} must be at least 1, got {getattr(self, name)}")
@@ -54,5 +59,5 @@ class DashboardConfig:
 
     def content_dict(self) -> dict[str, Any]:
         """The fields that change the database content (what a resume must match)."""
-        skip = {"write_batch"}
+        skip = {"write_batch", "code_cache_mb"}
         return {k: v for k, v in asdict(self).items() if k not in skip}

@@ -55,9 +55,17 @@ from interplab.dashboards.db_access import (
     stored_model,
     stored_sae_path,
 )
+from interplab.dashboards.db_rows import (
+    EXAMPLE_COLUMNS,
+    FEATURE_COLUMNS,
+    TOKEN_COLUMNS,
+    example_row,
+    feature_row,
+    insert_rows,
+)
 
-__all__ = ["DashboardDB", "ExampleRecord", "ExplanationRecord", "FeatureHit", "FeatureRecord", "SaeRecord",
-           "database_url"]
+__all__ = ["DashboardDB", "ExampleRecord", "ExplanationRecord", "FeatureHit", "FeaturePage", "FeatureRecord",
+           "SaeRecord", "database_url"]
 
 metadata = MetaData()
 
@@ -210,6 +218,16 @@ class MetaRecord:
 
 
 @dataclass
+class FeaturePage:
+    """A latent's row with its examples and explanations (`DashboardDB.get_feature_page`)."""
+
+    feature: FeatureRecord
+    top: list[ExampleRecord]
+    quantile: list[ExampleRecord]
+    explanations: list[ExplanationRecord]
+
+
+@dataclass
 class FeatureHit:
     """One search result."""
 
@@ -299,13 +317,9 @@ class DashboardDB:
             for chunk in _chunks(ids, 500):
                 for table in (features, examples, feature_tokens):
                     conn.execute(delete(table).where(and_(table.c.sae_id == sae_id, table.c.idx.in_(chunk))))
-            if feats:
-                conn.execute(insert(features), [_feature_row(sae_id, f) for f in feats])
-            if exs:
-                conn.execute(insert(examples), [_example_row(sae_id, e) for e in exs])
-            tokens = _search_tokens(sae_id, exs)
-            if tokens:
-                conn.execute(insert(feature_tokens), tokens)
+            insert_rows(conn, features, FEATURE_COLUMNS, [feature_row(sae_id, f) for f in feats])
+            insert_rows(conn, examples, EXAMPLE_COLUMNS, [example_row(sae_id, e) for e in exs])
+            insert_rows(conn, feature_tokens, TOKEN_COLUMNS, _search_tokens(sae_id, exs))
             for key, value in (state or {}).items():
                 _set_state(conn, sae_id, key, value)
 
@@ -369,6 +383,25 @@ class DashboardDB:
                                              examples.c.kind == kind)).order_by(examples.c.rank))
         with self.engine.connect() as conn:
             return [_example_from_row(r) for r in conn.execute(query).all()]
+
+    def get_feature_page(self, sae_id: int, idx: int) -> FeaturePage | None:
+        """Everything a feature page shows, read over one connection: the latent's row, its top and quantile
+        examples (rank order) and its explanations (newest first); None for a latent without a row."""
+        if not storable(sae_id, idx):
+            return None
+        latent = and_(features.c.sae_id == sae_id, features.c.idx == idx)
+        ex_query = (select(examples).where(and_(examples.c.sae_id == sae_id, examples.c.idx == idx))
+                    .order_by(examples.c.kind, examples.c.rank))
+        expl_query = (select(explanations).where(and_(explanations.c.sae_id == sae_id, explanations.c.idx == idx))
+                      .order_by(explanations.c.id.desc()))
+        with self.engine.connect() as conn:
+            row = conn.execute(select(features).where(latent)).first()
+            if row is None:
+                return None
+            exs = [_example_from_row(r) for r in conn.execute(ex_query).all()]
+            expl = [_explanation_from_row(r) for r in conn.execute(expl_query).all()]
+        return FeaturePage(feature=_feature_from_row(row), top=[e for e in exs if e.kind == "top"],
+                           quantile=[e for e in exs if e.kind == "quantile"], explanations=expl)
 
     def search_by_token(self, token: str, *, sae_id: int | None = None, limit: int = 50) -> list[FeatureHit]:
         """Latents whose top contexts peak on this token, strongest first."""
@@ -448,20 +481,7 @@ def _chunks(items: list[int], size: int) -> Iterable[list[int]]:
         yield items[i:i + size]
 
 
-def _feature_row(sae_id: int, f: FeatureRecord) -> dict[str, Any]:
-    return dict(sae_id=sae_id, idx=f.idx, frequency=f.frequency, max_act=f.max_act, mean_act=f.mean_act,
-                hist_edges=json.dumps(f.hist_edges), hist_counts=json.dumps(f.hist_counts),
-                logits_pos=json.dumps(f.logits_pos), logits_neg=json.dumps(f.logits_neg),
-                neighbours=json.dumps(f.neighbours))
-
-
-def _example_row(sae_id: int, e: ExampleRecord) -> dict[str, Any]:
-    return dict(sae_id=sae_id, idx=e.idx, kind=e.kind, rank=e.rank, bucket=e.bucket, max_act=e.max_act,
-                tokens=json.dumps(e.tokens), acts=json.dumps(e.acts), token_ids=json.dumps(e.token_ids),
-                position=e.position)
-
-
-def _search_tokens(sae_id: int, exs: Sequence[ExampleRecord]) -> list[dict[str, Any]]:
+def _search_tokens(sae_id: int, exs: Sequence[ExampleRecord]) -> list[tuple[Any, ...]]:
     """(latent, token) -> best activation, from the token where each top example peaks."""
     best: dict[tuple[int, str], float] = {}
     for e in exs:
@@ -472,7 +492,7 @@ def _search_tokens(sae_id: int, exs: Sequence[ExampleRecord]) -> list[dict[str, 
         if token:
             key = (e.idx, token)
             best[key] = max(best.get(key, float("-inf")), e.acts[peak])
-    return [dict(sae_id=sae_id, idx=i, token=t, score=s) for (i, t), s in best.items()]
+    return [(sae_id, i, t, s) for (i, t), s in best.items()]  # TOKEN_COLUMNS order
 
 
 def _sae_from_row(r: Any) -> SaeRecord:

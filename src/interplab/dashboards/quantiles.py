@@ -26,7 +26,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from interplab.dashboards.top_contexts import NEG_INF, BatchLatents, TopKTracker
+from interplab.dashboards.top_contexts import NEG_INF, Batch, TopKTracker
 
 _MASK31 = 0x7FFFFFFF
 
@@ -88,7 +88,7 @@ class QuantileSampler:
         self.tracker = TopKTracker(n_latents * n_buckets, per_bucket, latent_of_group, length, device,
                                    score_dtype=torch.float64)
 
-    def update(self, values_FR: Tensor, batch: BatchLatents) -> None:
+    def update(self, values_FR: Tensor, batch: Batch) -> None:
         """Offer a batch's rows (their peaks `values_FR`, from `batch.row_peaks()`) to every bucket."""
         n_lat, n_rows = values_FR.shape
         bucket_FR = bucket_of(values_FR, self.max_F, self.n_buckets)

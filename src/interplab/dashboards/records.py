@@ -65,7 +65,8 @@ def _entries(tracker: TopKTracker, groups: slice, scan: TopScan, token_text: Tok
     # one flat copy of the real tokens, split per context (cheaper than copying padding, then dropping it)
     ends = real_ML.sum(1).cumsum(0).tolist()
     flat_ids, flat_acts = ids_ML[real_ML].tolist(), acts_ML[real_ML].tolist()
-    flat_text = list(map(token_text, flat_ids))
+    texts_of = {i: token_text(i) for i in set(flat_ids)}  # each distinct id decoded once per batch
+    flat_text = list(map(texts_of.__getitem__, flat_ids))
     spans = list(zip([0, *ends[:-1]], ends, strict=True))
     ids, texts = [flat_ids[a:b] for a, b in spans], [flat_text[a:b] for a, b in spans]
     acts = [flat_acts[a:b] for a, b in spans]

@@ -21,7 +21,13 @@ from torch import Tensor
 from interplab.common import InterplabError
 from interplab.saes.base import SAE, SAEConfig, TrainOutput, TrainState
 from interplab.saes.registry import register_sae
-from interplab.saes.sparse_ops import SparseDecode, sparse_decode_plain, topk_among_dead, topk_train_forward
+from interplab.saes.sparse_ops import (
+    SparseDecode,
+    encode_topk,
+    sparse_decode_plain,
+    topk_among_dead,
+    topk_train_forward,
+)
 
 
 @dataclass
@@ -120,9 +126,18 @@ class TopKSAE(SAE):
         return torch.zeros_like(pre).scatter(-1, idx, values.relu())
 
     def encode_sparse(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """(values [..., k], indices [..., k]) of the kept latents, without the dense [.., d_sae] output."""
-        values, idx = self.pre_acts(x).topk(self.cfg.k, dim=-1, sorted=False)
-        return values.relu(), idx
+        """(values [..., k], indices [..., k]) of the kept latents (ReLU applied, unsorted), without the
+        dense [.., d_sae] output. Without gradients it runs the training kernel's encoder (row blocks on
+        CPU, exact group-maxima top-k): the same values as `encode`, up to an ulp of the matmul."""
+        sae_in = self.sae_input(x)
+        if torch.is_grad_enabled() and (sae_in.requires_grad or self.W_enc.requires_grad):
+            values, idx = (sae_in @ self.W_enc + self.b_enc).topk(self.cfg.k, dim=-1, sorted=False)
+            return values.relu(), idx
+        flat_ND = sae_in.reshape(-1, self.cfg.d_in)
+        no_dead = torch.zeros(0, dtype=torch.long, device=flat_ND.device)
+        values, idx, _, _ = encode_topk(flat_ND, self.W_enc, self.b_enc, self.cfg.k, no_dead, 0)
+        shape = (*sae_in.shape[:-1], self.cfg.k)
+        return values.view(shape), idx.view(shape)
 
     def training_forward(self, x_BD: Tensor, state: TrainState | None = None) -> TrainOutput:
         state = state or TrainState()

@@ -62,7 +62,7 @@ def _add_error_handlers(app: FastAPI, pages: Pages) -> None:
 def create_app(db: DashboardDB | str | Path, *, sae_paths: Mapping[int, str | Path] | None = None,
                model: str | None = None, reports_dir: str | Path | None = None,
                device: str | None = None, vectors_dir: str | Path | None = None,
-               guards: GuardConfig | None = None) -> FastAPI:
+               guards: GuardConfig | None = None, live_batch: int = 16) -> FastAPI:
     """The dashboards web app over `db` (a DashboardDB, a SQLite path or a SQLAlchemy URL).
 
     sae_paths: SAE id -> SAE folder for live inference (default: the `path` column of the saes table).
@@ -70,11 +70,12 @@ def create_app(db: DashboardDB | str | Path, *, sae_paths: Mapping[int, str | Pa
     reports_dir: folder searched for report folders (those holding index.json) shown under /reports.
     vectors_dir: folder of steering vector files (`interplab steer build`) offered by the steering playground.
     guards: the Host names answered and the largest body read (default: loopback names only, 1 MiB).
+    live_batch: most live-inference texts run in one forward pass (concurrent requests share it; 1: none do).
     """
     guards = guards or GuardConfig()
     guards.check()
     database = db if isinstance(db, DashboardDB) else DashboardDB(db, create=False)
-    live = LiveInference(sae_paths, model=model, device=device, db_file=database.file)
+    live = LiveInference(sae_paths, model=model, device=device, db_file=database.file, max_batch=live_batch)
     state = WebState(db=database, live=live,
                      reports_dir=Path(reports_dir) if reports_dir is not None else None,
                      vectors_dir=Path(vectors_dir) if vectors_dir is not None else None)

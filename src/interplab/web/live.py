@@ -4,8 +4,11 @@
    is the one `interplab serve --sae` gave for it, else where the `path` column leads (an absolute path;
    a relative one of an older database from the database's folder, then from the current folder); the
    model is serve's `--model`, else the `model` column (likewise).
-2. The text is tokenized (truncated to `max_tokens`), the forward pass runs only as far as the hook
-   (`run_to_capture`), and `SAE.encode` gives the latents of every token.
+2. Concurrent requests for one SAE run as one batch (web/batching.py: whatever queued while the previous
+   batch ran, up to `max_batch` texts). Each text is tokenized alone (truncated to `max_tokens`), the
+   batch is padded on the right (real tokens see only real tokens before them, so their activations are
+   those of the text run alone), the forward pass runs only as far as the hook (`run_to_capture`), and
+   `SAE.encode` gives the latents of every real token.
 3. Per token, the `top_n` largest latents with value > 0 are returned.
 
 One lock serialises loading and inference: hooks are registered on the shared model per call. The steering
@@ -15,13 +18,14 @@ playground (web/steer.py) takes the same lock and the same loaded models, so a m
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from interplab.common import InterplabError, get_logger
 from interplab.dashboards import SaeRecord, model_location, sae_locations
+from interplab.web.batching import BatchRunner
 
 if TYPE_CHECKING:  # torch and transformers load on the first live request, not when the server starts
     import torch
@@ -39,12 +43,21 @@ class LiveResult:
     top_val: list[list[float]]
 
 
+@dataclass
+class _LiveJob:
+    rec: SaeRecord
+    text: str
+    top_n: int
+
+
 class LiveInference:
     """Lazily loaded (model, SAE) pairs and the per-token top latents of a text."""
 
     def __init__(self, sae_paths: Mapping[int, str | Path] | None = None, model: str | None = None,
-                 device: str | None = None, max_tokens: int = 256, db_file: Path | None = None) -> None:
-        """db_file: the SQLite file of the database (relative SAE paths of older databases start there)."""
+                 device: str | None = None, max_tokens: int = 256, db_file: Path | None = None,
+                 max_batch: int = 16) -> None:
+        """db_file: the SQLite file of the database (relative SAE paths of older databases start there).
+        max_batch: most texts run in one forward pass (1: every request alone)."""
         self.sae_paths = {int(k): Path(v) for k, v in (sae_paths or {}).items()}
         self.db_file = db_file
         self.model_override = model
@@ -54,6 +67,7 @@ class LiveInference:
         self._saes: dict[int, SAE] = {}
         self._causal: dict[str, bool | None] = {}  # model name -> causal LM? (from its config), cached
         self.lock = threading.Lock()
+        self.batcher: BatchRunner[_LiveJob, LiveResult] = BatchRunner(self._run_batch, max_batch)
 
     def model_name(self, rec: SaeRecord) -> str:
         """serve's --model, else the `model` column (a relative folder of an older database found beside it)."""
@@ -126,22 +140,48 @@ class LiveInference:
         return self._causal[name]
 
     def run(self, rec: SaeRecord, text: str, top_n: int = 5) -> LiveResult:
-        """Tokens of `text` and, per token, the top_n firing latents of this SAE."""
+        """Tokens of `text` and, per token, the top_n firing latents of this SAE (batched with concurrent
+        requests for the same SAE)."""
+        return self.batcher.submit(rec.id or 0, _LiveJob(rec, text, top_n))
+
+    def _run_batch(self, _key: Hashable, jobs: Sequence[_LiveJob]) -> list[LiveResult]:
+        """One padded forward pass for the texts of `jobs` (all of one SAE row)."""
         import torch
 
         from interplab.models.interventions import run_to_capture
 
+        rec = jobs[0].rec
         with self.lock:
             lm, sae = self.load(rec)
-            batch = lm.tokenize(text, max_length=self.max_tokens)
-            acts_SD = run_to_capture(lm.model, batch, rec.hook)[rec.hook][0]
-            if acts_SD.shape[-1] != sae.cfg.d_in:
-                raise InterplabError(f"{rec.hook} of {self.model_name(rec)} has d={acts_SD.shape[-1]} but "
+            ids = [lm.tokenizer(j.text, truncation=True, max_length=self.max_tokens) for j in jobs]
+            batch = _pad_right(ids, lm.device)
+            acts_BSD = run_to_capture(lm.model, batch, rec.hook)[rec.hook]
+            if acts_BSD.shape[-1] != sae.cfg.d_in:
+                raise InterplabError(f"{rec.hook} of {self.model_name(rec)} has d={acts_BSD.shape[-1]} but "
                                      f"SAE {rec.name!r} reads d_in={sae.cfg.d_in}")
+            real_BS = batch["attention_mask"].bool()
             with torch.no_grad():
-                latents_SF = sae.encode(acts_SD.to(device=sae.device, dtype=sae.dtype))
-            tokens = token_texts(lm, text, batch["input_ids"][0].tolist(), self.max_tokens)
-        return _top_latents(tokens, latents_SF, top_n)
+                latents_NF = sae.encode(acts_BSD[real_BS].to(device=sae.device, dtype=sae.dtype))
+            lengths = real_BS.sum(1).tolist()
+            tokens = [token_texts(lm, j.text, list(e["input_ids"]), self.max_tokens)
+                      for j, e in zip(jobs, ids, strict=True)]
+        parts = latents_NF.split(lengths)
+        return [_top_latents(t, part, j.top_n) for t, part, j in zip(tokens, parts, jobs, strict=True)]
+
+
+def _pad_right(encodings: list, device: torch.device) -> dict[str, torch.Tensor]:
+    """Tokenizer outputs of single texts as one batch, padded at the end (id 0, mask 0): a causal LM's real
+    tokens never attend to padding after them, an encoder's are masked from it. One text is not padded."""
+    import torch
+
+    lengths = [len(e["input_ids"]) for e in encodings]
+    width = max(lengths)
+    out = {"attention_mask": torch.tensor([[1] * n + [0] * (width - n) for n in lengths], device=device)}
+    for key in ("input_ids", "token_type_ids"):
+        if key in encodings[0]:
+            rows = [list(e[key]) + [0] * (width - n) for e, n in zip(encodings, lengths, strict=True)]
+            out[key] = torch.tensor(rows, dtype=torch.long, device=device)
+    return out
 
 
 def token_texts(lm: LoadedModel, text: str, ids: list[int], max_tokens: int) -> list[str]:

@@ -161,7 +161,7 @@ def page_router(state: WebState, pages: Pages) -> APIRouter:
         model = state.live.model_name(sae)
         # only what is already known (a loaded model, a read config): this page never loads a model
         steer_note = not_causal_message(model) if state.live.known_causal(model) is False else None
-        return pages.render("feature.html", sae=sae, f=state.feature(sae_id, idx), steer_note=steer_note,
+        return pages.render("feature.html", sae=sae, f=state.feature(sae_id, idx, sae), steer_note=steer_note,
                             meta=state.db.get_meta_latents(sae_id, idx))
 
     @router.get("/search")

@@ -22,9 +22,12 @@ STATIC = Path(__file__).parent / "static"
 _TOKEN_MARKS = {"Ġ": " ", "▁": " ", "Ċ": "↵", "\n": "↵", "\r": "", "\t": "⇥"}
 
 
+_TOKEN_TABLE = str.maketrans(_TOKEN_MARKS)
+
+
 def display_token(token: str) -> str:
     """A token as shown on a page (raw tokenizer pieces made readable); still escaped by Jinja."""
-    return "".join(_TOKEN_MARKS.get(ch, ch) for ch in token)
+    return token.translate(_TOKEN_TABLE)
 
 
 _SPACE_LED = (" ", "Ġ", "▁", "\n", "\t", "Ċ")
@@ -55,13 +58,16 @@ def opacity(value: float, max_value: float) -> str:
 
 
 SHADES = 20  # highlight levels: classes h0 (none) .. h20 (full) in style.css, so pages need no inline style
+_SHADE_CLASSES = [f"h{i}" for i in range(SHADES + 1)]
 
 
 def shade(value: float, max_value: float) -> str:
     """The highlight class of a token: its activation over the maximum in 1/SHADES steps, rounded up, so any
     token that fires shows (h1 at least)."""
-    alpha = float(opacity(value, max_value))
-    return f"h{math.ceil(alpha * SHADES - 1e-9)}"
+    if max_value <= 0 or not math.isfinite(value) or value <= 0:
+        return "h0"
+    alpha = round(min(value / max_value, 1.0), 3)  # as `opacity` shows it
+    return _SHADE_CLASSES[math.ceil(alpha * SHADES - 1e-9)]
 
 
 def fmt(value: float | None, digits: int = 3) -> str:

@@ -40,21 +40,23 @@ class WebState:
     def sae_out(self, rec: SaeRecord) -> SaeOut:
         return SaeOut.of(rec, self.db.n_features(rec.id or 0))
 
-    def feature(self, sae_id: int, idx: int) -> FeatureDetail:
-        rec = self.sae(sae_id)
-        feat = self.db.get_feature(sae_id, idx)
-        if feat is None:
+    def feature(self, sae_id: int, idx: int, rec: SaeRecord | None = None) -> FeatureDetail:
+        """A latent's page content (`rec`: its SAE row, when the caller has read it already)."""
+        rec = rec or self.sae(sae_id)
+        page = self.db.get_feature_page(sae_id, idx)
+        if page is None:
             raise NotFound(f"SAE {rec.name!r} has no dashboard for latent {idx} "
                            f"(it has {rec.d_sae} latents; {self.db.n_features(sae_id)} with dashboards)")
+        feat = page.feature
         return FeatureDetail(
             sae_id=sae_id, idx=feat.idx, frequency=feat.frequency, max_act=feat.max_act, mean_act=feat.mean_act,
             hist_edges=feat.hist_edges, hist_counts=feat.hist_counts,
             logits_pos=[TokenValue(token=t, value=v) for t, v in feat.logits_pos],
             logits_neg=[TokenValue(token=t, value=v) for t, v in feat.logits_neg],
             neighbours=[Neighbour(idx=int(i), cosine=c) for i, c in feat.neighbours],
-            explanations=[ExplanationOut.of(e) for e in self.db.get_explanations(sae_id, idx)],
-            top_examples=[ExampleOut.of(e) for e in self.db.get_examples(sae_id, idx, "top")],
-            quantile_examples=[ExampleOut.of(e) for e in self.db.get_examples(sae_id, idx, "quantile")],
+            explanations=[ExplanationOut.of(e) for e in page.explanations],
+            top_examples=[ExampleOut.of(e) for e in page.top],
+            quantile_examples=[ExampleOut.of(e) for e in page.quantile],
         )
 
     def search(self, query: str, sae_id: int | None = None, limit: int = 50) -> SearchResults:

@@ -7,9 +7,10 @@ import torch
 
 from interplab.activations import ActivationStore
 from interplab.dashboards import DashboardConfig
+from interplab.dashboards.batch_latents import BatchLatents, SparseBatchLatents
 from interplab.dashboards.quantiles import bucket_of, hash_keys
 from interplab.dashboards.scan import scan_quantiles, scan_top
-from interplab.dashboards.top_contexts import BatchLatents, TopKTracker, row_max
+from interplab.dashboards.top_contexts import TopKTracker, row_max
 from interplab.saes import load_sae
 
 CPU = torch.device("cpu")
@@ -30,14 +31,32 @@ def _all_latents(store: ActivationStore, sae) -> tuple[torch.Tensor, torch.Tenso
     return latents, keep, torch.cat([s.tokens for s in shards])
 
 
-@pytest.fixture()
-def scanned(gpt2_store, random_sae):
+def _pairs(sae):
+    def encode(x):
+        values, idx = sae.encode_sparse(x)
+        return values.float(), idx
+
+    return encode
+
+
+# (architecture, how the scans see the latents): dense [N, F]; TopK (value, latent) pairs read from
+# the store twice; pairs with pass 1's codes kept for pass 2 (no second read)
+SCAN_WAYS = [("relu", "dense"), ("topk", "dense"), ("topk", "pairs"), ("topk", "pairs-cached")]
+
+
+@pytest.fixture(params=SCAN_WAYS, ids=["-".join(w) for w in SCAN_WAYS])
+def scanned(request, gpt2_store, sae_factory, tmp_path):
+    arch, way = request.param
     _, store_dir = gpt2_store
-    store, sae = ActivationStore.open(store_dir), load_sae(random_sae)
+    store = ActivationStore.open(store_dir)
+    sae = load_sae(sae_factory(tmp_path / "sae", 64, 48, x_norm=0.25, arch=arch))
+    encode = sae.encode if way == "dense" else _pairs(sae)
     # 3 rows per batch: batches straddle nothing but are much smaller than a shard (8 rows)
     cfg = DashboardConfig(top_k=5, batch_tokens=48, window=3, n_buckets=4, samples_per_bucket=3, n_bins=8)
-    top = scan_top(store, sae.encode, sae.cfg.d_sae, cfg, CPU)
-    hist, sampler = scan_quantiles(store, sae.encode, top.stats, cfg, CPU)
+    top = scan_top(store, encode, sae.cfg.d_sae, cfg, CPU)
+    assert (top.codes is not None) == way.startswith("pairs")  # the codes of a tiny store always fit
+    codes = top.codes if way == "pairs-cached" else None
+    hist, sampler = scan_quantiles(store, encode, top.stats, cfg, CPU, codes=codes)
     return store, sae, cfg, top, hist, sampler
 
 
@@ -138,3 +157,50 @@ def test_tracker_merges_batches_exactly_on_random_scores():
     assert torch.equal(tracker.rows_GK, want.indices)
     assert torch.equal(tracker.values_GK, want.values)
     assert torch.equal(tracker.pos_GK, pos.gather(1, want.indices))
+
+
+def test_sparse_pairs_answer_every_question_of_the_scans_like_the_dense_latents():
+    gen = torch.Generator().manual_seed(1)
+    n_rows, ctx, n_lat, k = 5, 6, 40, 3
+    mask = torch.rand(n_rows, ctx, generator=gen) > 0.3
+    n = int(mask.sum())
+    values = torch.rand(n, k, generator=gen).masked_fill(torch.rand(n, k, generator=gen) < 0.2, 0.0)
+    idx = torch.stack([torch.randperm(n_lat, generator=gen)[:k] for _ in range(n)])
+    dense_NF = torch.zeros(n, n_lat).scatter(1, idx, values)
+    rows = torch.arange(10, 10 + n_rows)
+    dense, sparse = BatchLatents.of(dense_NF, mask, rows), SparseBatchLatents.of(values, idx, n_lat, mask, rows)
+    assert torch.equal(sparse.row_peaks(), dense.row_peaks())
+    assert torch.equal(sparse.latent_max(), dense.latent_max())
+    lat_d, val_d = dense.positives()
+    lat_s, val_s = sparse.positives()
+    pairs_d = sorted(zip(lat_d.tolist(), val_d.tolist(), strict=True))
+    assert pairs_d == sorted(zip(lat_s.tolist(), val_s.tolist(), strict=True))
+    r_M, f_M = torch.tensor([0, 4, 2, 0, 3]), torch.tensor([7, 7, 39, 1, 0])  # distinct (row, latent) pairs
+    assert torch.equal(sparse.winner_rows(r_M, f_M), dense.winner_rows(r_M, f_M))
+
+
+def test_topk_dashboards_from_pairs_equal_those_from_dense_latents(gpt2_store, sae_factory, tmp_path):
+    from interplab.dashboards.build import load_dictionary
+    from interplab.dashboards.records import LatentExtras, example_records, feature_records
+    from interplab.models.tokens import token_texts
+
+    _, store_dir = gpt2_store
+    store = ActivationStore.open(store_dir)
+    sae_dir = sae_factory(tmp_path / "sae", 64, 48, x_norm=0.25, arch="topk")
+    cfg = DashboardConfig(top_k=4, batch_tokens=64, window=2, n_buckets=3, samples_per_bucket=2, n_bins=6)
+    built = []
+    for pairs in (False, True):
+        dic = load_dictionary(sae_dir, store, CPU, pairs=pairs)
+        top = scan_top(store, dic.encode, dic.n_latents, cfg, CPU)
+        hist, sampler = scan_quantiles(store, dic.encode, top.stats, cfg, CPU, codes=top.codes)
+        empty = [[] for _ in range(dic.n_latents)]
+        feats = feature_records(0, top, hist, LatentExtras(empty, empty, empty))
+        built.append((feats, example_records(0, dic.n_latents, top, sampler, token_texts(None))))
+    (dense_f, dense_e), (pair_f, pair_e) = built
+    assert len(dense_e) > 50 and [e.idx for e in dense_e] == [e.idx for e in pair_e]
+    for a, b in zip(dense_e, pair_e, strict=True):
+        assert (a.kind, a.rank, a.bucket, a.position, a.token_ids) == (b.kind, b.rank, b.bucket, b.position, b.token_ids)
+        assert a.max_act == pytest.approx(b.max_act, rel=1e-5) and a.acts == pytest.approx(b.acts, abs=2e-4)
+    for a, b in zip(dense_f, pair_f, strict=True):
+        assert (a.idx, a.frequency, a.hist_counts) == (b.idx, b.frequency, b.hist_counts)
+        assert a.mean_act == pytest.approx(b.mean_act, rel=1e-5) and a.max_act == pytest.approx(b.max_act, rel=1e-5)

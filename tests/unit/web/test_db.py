@@ -142,3 +142,24 @@ def test_readers_answer_none_for_ids_beyond_64_bits(tmp_path: Path) -> None:
     assert db.get_examples(sae_id, big) == [] and db.get_explanations(big, 0) == []
     assert db.list_features(sae_id, offset=big) == [] and db.search_by_token("cat", sae_id=big) == []
     assert db.search_by_explanation("cat", sae_id=big) == [] and db.get_state(big, "done", 3) == 3
+
+
+def test_rows_hold_the_json_text_json_dumps_writes_even_for_nan_and_tiny_or_huge_numbers(tmp_path: Path) -> None:
+    import json
+    import sqlite3
+
+    db = DashboardDB(tmp_path / "d.db")
+    sae_id = db.upsert_sae(_sae())
+    acts = [0.0, -0.0, 1e-05, 1.2345, 3e16, float("nan"), float("inf")]
+    feat = FeatureRecord(idx=0, frequency=0.5, max_act=2.0, mean_act=1.0, hist_edges=[0.0, 0.1, 1e-07],
+                         hist_counts=[0, 2**40], logits_pos=[("é\"x", 1.5)], logits_neg=[], neighbours=[(3, 0.25)])
+    ex = ExampleRecord(idx=0, kind="top", rank=0, max_act=2.0, tokens=["a", "é", "\"q\"", "\\", "b", "c", "d"], acts=acts,
+                       token_ids=[0, 7, 2**40, 3, 4, 5, 6], position=4)
+    db.write_latents(sae_id, [feat], [ex])
+    db.close()
+    with sqlite3.connect(tmp_path / "d.db") as raw:
+        row = raw.execute("SELECT tokens, acts, token_ids FROM examples").fetchone()
+        frow = raw.execute("SELECT hist_edges, hist_counts, logits_pos, neighbours FROM features").fetchone()
+    assert row == (json.dumps(ex.tokens), json.dumps(acts), json.dumps(ex.token_ids))
+    assert frow == (json.dumps(feat.hist_edges), json.dumps(feat.hist_counts), json.dumps(feat.logits_pos),
+                    json.dumps(feat.neighbours))
