@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from interplab.common import get_logger
+from interplab.common import free_cpu_threads, get_logger
 from interplab.data.synthetic.dyck import DyckDataConfig, dyck_split
 from interplab.dyck import (
     ABLATIONS,
@@ -94,10 +94,11 @@ def run_dyck_lab(out: str | Path, lab: DyckLabConfig | None = None, data: DyckDa
     writer.write_config({"lab": asdict(lab), "data": asdict(data), "model": asdict(model_cfg),
                          "train": asdict(train), "sae": asdict(sae)})
     train_set, test_set = dyck_split(lab.n_train, lab.n_test, data, lab.seed)
+    threads = free_cpu_threads(train.threads)  # what train_dyck_model will use
     wall, cpu, load_before = time.perf_counter(), time.process_time(), _load()
     model = train_dyck_model(train_set, model_cfg, train, on_step)
     timing = {"train_wall_s": time.perf_counter() - wall, "train_cpu_s": time.process_time() - cpu,
-              "load_avg_before": load_before, "load_avg_after": _load(), "threads": torch.get_num_threads()}
+              "load_avg_before": load_before, "load_avg_after": _load(), "threads": threads}
     writer.log_metric(**timing)
     save_dyck_model(model, writer.folder / "model")
     acc, depth_acc = accuracy(model, test_set), depth_accuracy(model, test_set)
