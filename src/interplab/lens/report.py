@@ -27,7 +27,7 @@ def write_lens_report(writer: ReportWriter, layers: list[str], kl: Mapping[str, 
     writer.table("kl_by_layer", rows, "Mean KL(model output || lens) per layer on held-out text (nats)")
     writer.line_plot("kl_by_layer", list(range(len(layers))), {f"{name} lens": [float(v) for v in values]
                                                                for name, values in kl.items()},
-                     f"{model}: KL to the final layer on held-out text (layer 0 = embeddings)",
+                     f"{model}: KL to the output, held-out text",
                      "layer (0 = embeddings, i = after block i-1)", "KL (nats)")
     summary: dict[str, Any] = {"model": model, "n_layers": len(layers)}
     for name, values in kl.items():
