@@ -26,7 +26,12 @@ from interplab.lens.logit_lens import lens_log_probs, stream_chunks
 from interplab.lens.tuned import TunedLens
 from interplab.models import LoadedModel
 from interplab.training import Checkpointer, lr_at
-from interplab.training.checkpoint import load_optimizer_state_flat, optimizer_state_flat, rng_state, set_rng_state
+from interplab.training.checkpoint import (
+    load_optimizer_state_flat,
+    optimizer_state_flat,
+    rng_state,
+    set_rng_state,
+)
 from interplab.training.metrics_log import JsonlMetrics
 
 log = get_logger(__name__)

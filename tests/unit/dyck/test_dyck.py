@@ -7,7 +7,15 @@ import json
 import pytest
 import torch
 
-from interplab.data.synthetic.dyck import CLOSE, OPEN, DyckDataConfig, dyck_split, encode, is_balanced, sample_strings
+from interplab.data.synthetic.dyck import (
+    CLOSE,
+    OPEN,
+    DyckDataConfig,
+    dyck_split,
+    encode,
+    is_balanced,
+    sample_strings,
+)
 from interplab.dyck import (
     DyckModelConfig,
     DyckTrainConfig,
