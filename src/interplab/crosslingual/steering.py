@@ -24,7 +24,13 @@ from torch import Tensor
 
 from interplab.data.multilingual import SENTIMENT_PAIRS, SENTIMENT_PROMPTS, SENTIMENT_WORDS
 from interplab.models import LoadedModel, add_vector
-from interplab.steering import ContrastConfig, ContrastPair, SteeringVector, cosine_comparison, from_contrast_pairs
+from interplab.steering import (
+    ContrastConfig,
+    ContrastPair,
+    SteeringVector,
+    cosine_comparison,
+    from_contrast_pairs,
+)
 
 
 @dataclass

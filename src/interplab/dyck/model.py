@@ -19,7 +19,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 import torch
 from safetensors.torch import load as st_load
@@ -133,7 +133,8 @@ class DyckTransformer(nn.Module):
         positions = torch.arange(tokens_BT.shape[1], device=tokens_BT.device)
         x = self.embed(tokens_BT) + self.pos(positions)[None]
         patterns = []
-        for layer, block in enumerate(self.blocks):
+        blocks = cast(list[Block], list(self.blocks))  # ModuleList iterates as Module
+        for layer, block in enumerate(blocks):
             patterns.append(block.heads(x, mask_BT)[1])
             x = block(x, mask_BT, layer, None)
         return patterns

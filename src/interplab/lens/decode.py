@@ -56,7 +56,8 @@ def final_decoder(lm: LoadedModel) -> FinalDecoder:
     if not lm.is_causal:
         raise InterplabError(f"{lm.name} is not a causal LM: the logit lens reads next-token predictions, so pass "
                              "a decoder such as smollm2-135m, gemma3-270m or gpt2")
-    head = lm.model.get_output_embeddings() if hasattr(lm.model, "get_output_embeddings") else None
+    get_head = getattr(lm.model, "get_output_embeddings", None)
+    head = get_head() if callable(get_head) else None
     if head is None:
         raise InterplabError(f"{lm.name} has no LM head (get_output_embeddings() is None); load it as a causal LM")
     try:

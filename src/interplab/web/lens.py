@@ -46,7 +46,7 @@ class LensCell(BaseModel):
 
 class LensOption(BaseModel):
     name: str
-    model: str | None = Field(None, description="the model a tuned lens was trained on (None for the logit lens)")
+    model: str | None = Field(default=None, description="the model a tuned lens was trained on (None for the logit lens)")
 
 
 class LensOptions(BaseModel):
