@@ -29,7 +29,7 @@ browser-deps:
 	  || echo "chromium not installed: browser tests will be skipped"
 
 lint:
-	ruff check src tests bench scripts
+	ruff check src tests bench scripts labs
 	mypy
 
 pytest:
