@@ -78,7 +78,7 @@ def _pattern_figure(writer: ReportWriter, model: DyckTransformer, layer: int, he
     example = encode([("(()(()))()", "balanced")], DyckDataConfig(max_pairs=(model.cfg.seq_len - 2) // 2))
     n = int(example.mask_BT.sum())
     pattern = model.attention_patterns(example.tokens_BT, example.mask_BT)[layer][0, head, :n, :n]
-    labels = ["<s>", *"(()(()))()", "</s>"]
+    labels = [f"{i}:{t}" for i, t in enumerate(["<s>", *"(()(()))()", "</s>"])]  # unique: table columns
     writer.heatmap("identified_head_pattern", pattern.detach(), labels, labels,
                    f"Attention of L{layer}H{head} on (()(()))() (rows: query, columns: key)", "query", "key", 0, 1)
 

@@ -107,3 +107,15 @@ def test_the_dyck_lab_meets_its_targets(tmp_path) -> None:
     assert summary["best_depth_probe"] >= 0.95
     assert summary["identified_head_cost_mean"] >= 30 and summary["largest_other_head_cost_mean"] < 5
     assert summary["min_depth_latent_correlation_0_4"] >= 0.8
+
+
+
+def test_the_attention_table_of_the_report_keeps_a_column_per_token(tmp_path) -> None:
+    from interplab.pipelines.dyck import _pattern_figure
+    from interplab.reports import ReportWriter
+
+    model = DyckTransformer(DyckModelConfig(d_model=16, d_mlp=16, seq_len=22, max_depth=8)).eval()
+    writer = ReportWriter(tmp_path / "r", "t", "dyck")
+    _pattern_figure(writer, model, 0, 1)
+    pattern = json.loads((writer.folder / "tables" / "identified_head_pattern.json").read_text())
+    assert len(pattern) == 12 and all(len(row) == 13 for row in pattern)  # query + <s>, 10 brackets, </s>
