@@ -46,6 +46,15 @@ def test_every_exercise_is_checked_by_an_assertion_and_has_a_solution(name: str)
     assert all(s.source != c.source for s, c in zip(solved, cells, strict=True) if c.exercise)
 
 
+@pytest.mark.parametrize("name", labs.lab_names())
+def test_the_built_notebooks_are_valid_and_carry_no_outputs(name: str) -> None:
+    nbformat = pytest.importorskip("nbformat")
+    for solutions in (False, True):
+        nb = labs.build_notebook(name, solutions)
+        nbformat.validate(nb)
+        assert all(not c.get("outputs") for c in nb.cells)
+
+
 def test_cells_parse_from_the_percent_format() -> None:
     cells = labs.parse_cells('"""doc"""\n# %% [markdown]\n# # Title\n#\n# text\n\n# %%\nx = 1\n\n'
                              '# %% tags=["exercise:a"]\ny = None\n')
