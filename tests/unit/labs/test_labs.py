@@ -25,7 +25,7 @@ def _builder():
 
 
 labs = _builder()
-FAST = ["dyck", "logit_lens", "sae_smollm2", "steering_autointerp", "toy_models"]
+FAST = ["dyck", "logit_lens", "probes_answerability", "sae_smollm2", "steering_autointerp", "toy_models"]
 SLOW = ["crosslingual"]
 
 
