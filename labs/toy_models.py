@@ -20,7 +20,7 @@ import torch
 from interplab.toy import ToyConfig, dims_per_feature, feature_norms, fit, superposition
 
 SMALL = os.environ.get("INTERPLAB_LAB_SIZE", "full") == "small"
-steps, eval_samples = (400, 4096) if SMALL else (3000, 32768)
+steps, eval_samples, restarts = (400, 4096, 1) if SMALL else (3000, 32768, 3)  # restarts: the best of 3 fits
 densities = [1.0, 0.3, 0.1, 0.03, 0.01]  # 1 - S, one model per density
 importance = [0.9**i for i in range(5)]
 
@@ -30,8 +30,10 @@ importance = [0.9**i for i in range(5)]
 # One model per density, trained together as a batch of instances.
 
 # %%
-relu = fit(ToyConfig(n_features=5, n_hidden=2, steps=steps, eval_samples=eval_samples), densities, importance)
-linear = fit(ToyConfig(n_features=5, n_hidden=2, activation="linear", steps=steps, eval_samples=eval_samples),
+relu = fit(ToyConfig(n_features=5, n_hidden=2, steps=steps, eval_samples=eval_samples, restarts=restarts),
+           densities, importance)
+linear = fit(ToyConfig(n_features=5, n_hidden=2, activation="linear", steps=steps, eval_samples=eval_samples,
+                      restarts=restarts),
              densities, importance)
 for name, result in (("relu", relu), ("linear", linear)):
     print(name)
@@ -42,9 +44,10 @@ for name, result in (("relu", relu), ("linear", linear)):
 # Dense features: only the two most important features get a direction. Sparse ones: the ReLU model
 # represents all five, as a pentagon; the linear model still keeps two (it is PCA).
 #
-# **Exercise 1.** For every model, compute each feature's superposition Σ_{j≠i} (Ŵᵢ·Wⱼ)², where Ŵᵢ is the
-# unit vector of Wᵢ (use 0 for a feature with ‖Wᵢ‖ ≈ 0), as a tensor `mine` of shape [models, features]
-# from `relu.W_IMN` ([models, m, n]). The check compares it with `interplab.toy.superposition`.
+# **Exercise 1.** For every model, compute each feature's superposition Σ_{j≠i} (Ŵᵢ·Wⱼ)², where
+# Ŵᵢ = Wᵢ / max(‖Wᵢ‖, 10⁻⁶) (so even an unused feature's tiny Wᵢ has a direction), as a tensor `mine` of
+# shape [models, features] from `relu.W_IMN` ([models, m, n]). The check compares it with
+# `interplab.toy.superposition`.
 
 # %% tags=["exercise:superposition"]
 mine = None  # your code here
@@ -58,8 +61,8 @@ print(mine.round(decimals=2))
 # %% [markdown]
 # ## 2. Dimensions per feature
 #
-# D* = m / ‖W‖²_F: 1 when each learned feature has its own dimension, ½ for antipodal pairs, 2/5 for the
-# pentagon.
+# D* = m / ‖W‖²_F: 1 when each learned feature has its own dimension, ½ for antipodal pairs, 2/5 for a
+# pentagon of unit-norm features (a little less here: sparse features' norms grow above 1).
 
 # %%
 for density, d_star in zip(densities, dims_per_feature(relu.W_IMN), strict=True):
