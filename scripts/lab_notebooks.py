@@ -94,9 +94,10 @@ def build_notebook(name: str, solutions: bool = False):
     return nb
 
 
-def execute_notebook(nb, cwd: Path, timeout: int = 600) -> float:
+def execute_notebook(nb, cwd: Path, timeout: int | None = 600) -> float:
     """Run every cell in a fresh kernel with `cwd` as working folder; the wall-clock seconds it took.
-    The kernel inherits this process's environment (PYTHONPATH, INTERPLAB_LAB_SIZE)."""
+    `timeout`: seconds allowed per cell (None: no limit). The kernel inherits this process's environment
+    (PYTHONPATH, INTERPLAB_LAB_SIZE)."""
     from nbclient import NotebookClient
 
     start = time.perf_counter()
@@ -116,12 +117,15 @@ def main() -> None:
     parser.add_argument("--solutions", action="store_true", help="fill in the exercises' solutions")
     parser.add_argument("--execute", action="store_true", help="run the notebooks (implies --solutions)")
     parser.add_argument("--out", type=Path, default=LABS / "build", help="folder for the .ipynb files")
+    parser.add_argument("--timeout", type=int, default=None,
+                        help="seconds allowed per cell with --execute (default: no limit; full-size training cells "
+                             "take minutes)")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     for name in args.labs or lab_names():
         nb = build_notebook(name, args.solutions or args.execute)
         if args.execute:
-            seconds = execute_notebook(nb, args.out)
+            seconds = execute_notebook(nb, args.out, args.timeout)
             print(f"{name}: executed in {seconds:.1f} s")
         path = args.out / f"{name}.ipynb"
         nbformat.write(nb, path)
