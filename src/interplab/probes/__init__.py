@@ -19,6 +19,7 @@ from interplab.probes.linear import (
     stratified_split,
     train_linear_probe,
 )
+from interplab.probes.multiclass import SoftmaxProbe, train_softmax_probe
 from interplab.probes.sae_probes import (
     SparseProbe,
     encode_latents,
@@ -37,6 +38,7 @@ __all__ = [
     "LinearProbe",
     "LinearProbeConfig",
     "ProbeMetrics",
+    "SoftmaxProbe",
     "SparseProbe",
     "SplitData",
     "auroc",
@@ -59,5 +61,6 @@ __all__ = [
     "rank_latents",
     "stratified_split",
     "train_linear_probe",
+    "train_softmax_probe",
     "train_sparse_probe",
 ]

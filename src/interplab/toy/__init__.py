@@ -7,8 +7,11 @@ Modules: `superposition` (batched-instance model and training), `metrics` (‖W_
 `static_figures` (PNG), `interactive` (offline HTML, drawn with `interplab.reports.svg_charts`), `runner` (run folder for `interplab toy`).
 """
 
-from interplab.toy.metrics import dimensionality, dims_per_feature, feature_norms, superposition
 from interplab.toy.superposition import ToyConfig, ToyFit, ToyModel, ToyOutput, fit, generate_batch
+
+# isort: split
+# after the submodule `superposition`: imported later, it would rebind the name to the module
+from interplab.toy.metrics import dimensionality, dims_per_feature, feature_norms, superposition
 
 __all__ = [
     "ToyConfig",

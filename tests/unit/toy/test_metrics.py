@@ -48,3 +48,10 @@ def test_superposition_scales_with_the_other_features_norm():
     W = torch.tensor([[[1.0, 2 * math.cos(math.pi / 3)], [0.0, 2 * math.sin(math.pi / 3)]]])
     assert metrics.superposition(W)[0, 0].item() == pytest.approx(1.0, abs=1e-5)
     assert metrics.superposition(W)[0, 1].item() == pytest.approx(0.25, abs=1e-5)
+
+
+def test_the_package_exports_the_superposition_function_not_the_module() -> None:
+    from interplab.toy import superposition as exported
+    from interplab.toy.metrics import superposition as metric
+
+    assert exported is metric
