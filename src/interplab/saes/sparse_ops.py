@@ -19,7 +19,7 @@ indices (when no AuxK latents are added), and none of the dozen [B, d_in] elemen
 composed graph is recorded or replayed.
 
 The encoder (`encode_topk`) is the one dense product left. On CPU it runs in row blocks of
-`_CPU_BLOCK_ELEMS` pre-activations written into one reused buffer: the top-k reads each block while
+`_CPU_BLOCK_ELEMS` pre-activations (at least `_CPU_BLOCK_MIN_ROWS` rows) written into one reused buffer: the top-k reads each block while
 it is still in cache, and the [B, d_sae] matrix never exists (a fresh 64 MB tensor per step costs
 more in page faults than the top-k itself); the top-k of a block goes through the maxima of strided
 groups first (`topk_by_group_maxima`, exact). On GPUs it is one addmm and torch.topk.
@@ -44,8 +44,11 @@ from torch.autograd.function import FunctionCtx
 # Cap on elements of any [rows, k, d_in] temporary, so big batches never allocate gigabytes.
 _CHUNK_ELEMS = 1 << 26
 # CPU encoder block: pre-activations per matmul (2^21 fp32 = 8 MB, 512 rows at d_sae 4096), small
-# enough to be read back from cache by the top-k (larger blocks were slower; bench/README.md).
+# enough to be read back from cache by the top-k (larger blocks were slower; bench/README.md), but
+# never fewer than _CPU_BLOCK_MIN_ROWS rows: with fewer, every block re-reads all of W_enc from memory
+# (wider SAEs: 128 rows at d_sae 16,384 were 1.2x, 32 rows at 65,536 1.75x slower than 512 rows).
 _CPU_BLOCK_ELEMS = 1 << 21
+_CPU_BLOCK_MIN_ROWS = 512
 # GPU dispatch between sparse kernels (cost ∝ k) and dense tiles on tensor cores (cost ∝ d_sae): the
 # crossover ratios d_sae / k from H100 timings (bench/README.md, "Kernel choices").
 _DOT_DENSE_RATIO = 74
@@ -265,7 +268,7 @@ def encode_topk(
     a = min(k_aux, dead_idx_N.numel())
     values_BK, idx_BK = x_BD.new_empty(B, k), torch.empty(B, k, dtype=torch.long, device=dev)
     aux_v_BA, aux_i_BA = x_BD.new_empty(B, a), torch.empty(B, a, dtype=torch.long, device=dev)
-    rows = _chunk_rows(B, F, _CPU_BLOCK_ELEMS) if dev.type == "cpu" else B
+    rows = _chunk_rows(B, F, max(_CPU_BLOCK_ELEMS, _CPU_BLOCK_MIN_ROWS * F)) if dev.type == "cpu" else B
     block = x_BD.new_empty(rows, F) if rows < B else None
     with torch.autocast(dev.type, enabled=False):  # dtypes were chosen above; out= needs them fixed
         for s in range(0, B, rows):

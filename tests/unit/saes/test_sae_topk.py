@@ -114,6 +114,7 @@ def test_blocked_encoder_selects_the_same_latents_as_one_matmul(monkeypatch):
     dead = torch.arange(0, 50, 4)
     pre = torch.addmm(b, x, w)
     monkeypatch.setattr(sparse_ops, "_CPU_BLOCK_ELEMS", 50 * 5)  # blocks of 5 rows, last one partial
+    monkeypatch.setattr(sparse_ops, "_CPU_BLOCK_MIN_ROWS", 1)
     v, i, av, ai = sparse_ops.encode_topk(x, w, b, 6, dead, 4)
     ref_v, ref_i = pre.topk(6, dim=-1)
     torch.testing.assert_close(v.sort(-1).values, ref_v.relu().sort(-1).values)
