@@ -1,7 +1,8 @@
 """One report folder of every kind the CLI writes, at tiny sizes, with the runners' real functions.
 
 toy (`interplab toy`), probe-study (`interplab probe`), steering-sweep (`interplab steer sweep`),
-steering-compare (`interplab steer compare --out`) and autointerp (`interplab explain`), on a tiny random
+steering-compare (`interplab steer compare --out`), autointerp (`interplab explain`), attribution-graph
+(`interplab graph`, random transcoders) and attention-mlp (`interplab attention-mlp`), on a tiny random
 GPT-2. The explainer is scripted (it answers from the prompt text), so no language model is needed.
 """
 
@@ -12,8 +13,13 @@ from pathlib import Path
 
 import torch
 
+from graph_data import save_random_transcoders
 from interplab.autointerp import AutointerpConfig, Example, LatentExamples, run_autointerp
+from interplab.circuits import AttentionMLPConfig, GraphConfig
+from interplab.data.corpus import load_demo_corpus
 from interplab.models.loading import load_model
+from interplab.pipelines.attention_mlp import attention_mlp_run
+from interplab.pipelines.graph import graph_run
 from interplab.probes.study import ProbeStudyConfig, run_probe_study
 from interplab.steering.apply import GenerationSettings
 from interplab.steering.compare import write_cosine_report
@@ -21,7 +27,8 @@ from interplab.steering.sweep import KeywordTarget, SweepConfig, sweep, write_sw
 from interplab.steering.vectors import SteeringVector, cosine_comparison
 from interplab.toy.runner import Overrides, run_presets
 
-KINDS = ("toy", "probe-study", "steering-sweep", "steering-compare", "autointerp")
+KINDS = ("toy", "probe-study", "steering-sweep", "steering-compare", "autointerp", "attribution-graph",
+         "attention-mlp")
 """Report kinds, as written in index.json; each is written to the folder of the same name."""
 HOOK = "blocks.0.resid_post"
 _LINES = re.compile(r"^Example \d+: (.*)$", re.MULTILINE)
@@ -74,4 +81,9 @@ def write_every_report_kind(root: Path, model_dir: Path) -> dict[str, Path]:
     write_cosine_report(folders["steering-compare"], names, cosines, list(vectors))
     run_autointerp(ScriptedExplainer(), {3: _cat_examples(), 5: _cat_examples()}, folders["autointerp"],
                    AutointerpConfig())
+    transcoders = save_random_transcoders(root / "transcoders", lm.n_layers, lm.d_model)
+    graph_run(folders["attribution-graph"], lm, transcoders, "The cat sat on the", GraphConfig(max_feature_nodes=16,
+                                                                                               batch_size=8), check=2)
+    attention_mlp_run(folders["attention-mlp"], lm, load_demo_corpus()[:16], 1, transcoders,
+                      cfg=AttentionMLPConfig(top_positions=8, max_texts=16))
     return folders

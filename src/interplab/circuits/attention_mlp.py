@@ -84,6 +84,50 @@ def next_token_candidates(model: nn.Module, write_ND: Tensor, top: int, chunk: i
     return [(i, float(s_N[i]), p_N5[i].tolist()) for i in order]
 
 
+@torch.no_grad()
+def candidate_activity(lm: Any, texts: Sequence[str], layer: int, indices: list[int], promoted: list[list[int]],
+                       transcoder: Any | None, cfg: AttentionMLPConfig) -> list[dict[str, Any]]:
+    """For candidate latents (transcoder latents, or MLP neurons when `transcoder` is None) of `layer`:
+    how often each fires on `texts` and how often its top positions precede a token it promotes."""
+    from interplab.models.interventions import capture
+    from interplab.models.neurons import neuron_weights
+
+    rule = ExclusionRule.for_tokenizer(lm.tokenizer, 1, True, None)
+    out_module = None if transcoder is not None else neuron_weights(lm.model, layer).out_module
+    acts, nexts = [], []
+    seen: list[Tensor] = []
+    for batch in _batches(lm, texts, cfg):
+        batch = {k: v.to(lm.device) for k, v in batch.items()}
+        handle = None if out_module is None else out_module.register_forward_pre_hook(
+            lambda m, a: seen.append(a[0]))
+        try:
+            with capture(lm.model, [f"blocks.{layer}.mlp_in"]) as cap:
+                lm.model(**batch, use_cache=False)
+        finally:
+            if handle is not None:
+                handle.remove()
+        if transcoder is not None:
+            x = cap[f"blocks.{layer}.mlp_in"]
+            a = transcoder.encode(x.to(transcoder.W_enc.dtype))[..., indices]
+        else:
+            a = seen.pop()[..., indices]
+        ids, real = batch["input_ids"], batch["attention_mask"].bool()
+        keep = rule.keep_mask(ids, real)
+        nxt = torch.full_like(ids, -1)
+        nxt[:, :-1] = torch.where(real[:, 1:], ids[:, 1:], -1)
+        acts.append(a[keep].float().cpu())
+        nexts.append(nxt[keep].cpu())
+    a_NC, n_N = torch.cat(acts), torch.cat(nexts)
+    rows = []
+    for c, (i, prom) in enumerate(zip(indices, promoted, strict=True)):
+        col = a_NC[:, c]
+        k = min(cfg.top_positions, int((col > 0).sum()))
+        top = col.topk(k).indices if k else torch.zeros(0, dtype=torch.long)
+        hits = sum(int(t) in set(prom) for t in n_N[top].tolist())
+        rows.append({"index": i, "fires": int((col > 0).sum()), "next_token_precision": hits / max(k, 1)})
+    return rows
+
+
 @dataclass
 class Scan:
     """One latent over the corpus: per kept position, its activation and every head's contribution."""
