@@ -123,7 +123,7 @@ def _parallel(model: nn.Module) -> bool:
 
 def _head_read(o_proj: nn.Module, v_D: Tensor, n_heads: int) -> tuple[Tensor, Tensor | None]:
     """(W_O_h^T v per head [H, d_head], bias · v or None) for an output projection."""
-    w = o_proj.weight
+    w: Tensor = o_proj.weight  # type: ignore[assignment]
     u = (w @ v_D) if type(o_proj).__name__ == "Conv1D" else (w.T @ v_D)  # [H * d_head]
     bias = getattr(o_proj, "bias", None)
     return u.view(n_heads, -1), (None if bias is None else bias @ v_D)
@@ -165,10 +165,11 @@ def contributions(model: nn.Module, batch: dict[str, Tensor], reader: Reader,
     constant = reader.bias + (0.0 if beta is None else float(beta.to(dtype) @ r))
     others = {"embed": s_BS * (acts["embed"] @ v0)}
     heads = []
-    n_heads = int(model.config.num_attention_heads)
+    n_heads = int(model.config.num_attention_heads)  # type: ignore[union-attr,arg-type]
     for layer in range(head_layers):
         o_proj = body(model).get_submodule(table.attn_z.format(L=layer))
-        u_HE, bias_v = _head_read(o_proj, v0.to(o_proj.weight.dtype), n_heads)
+        w_dtype: torch.dtype = o_proj.weight.dtype  # type: ignore[assignment]
+        u_HE, bias_v = _head_read(o_proj, v0.to(w_dtype), n_heads)
         z = acts[f"blocks.{layer}.attn_z"]
         heads.append(s_BS[..., None] * torch.einsum("bshe,he->bsh", z.view(*z.shape[:2], n_heads, -1), u_HE.to(dtype)))
         if bias_v is not None:

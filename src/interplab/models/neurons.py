@@ -38,7 +38,7 @@ class NeuronWeights:
 
 def _rows(module: nn.Module, reads_d: bool) -> Tensor:
     """The weight as [n_neurons, d]: Linear keeps [out, in], Conv1D [in, out]."""
-    w = module.weight
+    w: Tensor = module.weight  # type: ignore[assignment]
     conv1d = type(module).__name__ == "Conv1D"
     if reads_d:  # input projection d -> n: Linear [n, d], Conv1D [d, n]
         return w.T if conv1d else w

@@ -77,7 +77,7 @@ class SAEGroup(nn.Module):
             raise InterplabError(f"a subgroup of {len(members)} members needs as many names, got {len(names)}")
         group = SAEGroup.__new__(SAEGroup)
         nn.Module.__init__(group)
-        group.cfg = SAEGroupConfig(names=list(names), members=[m.cfg for m in members])
+        group.cfg = SAEGroupConfig(names=list(names), members=[m.cfg for m in members])  # type: ignore[misc]
         group.members = nn.ModuleList(members)
         return group
 
