@@ -7,7 +7,8 @@ Rows: *interplab* (`attribute`: one replay of B prompt copies, B targets per bac
 *plain autograd* baseline: the same rows, one target per backward pass (batch 1), timed on
 `--baseline-rows` targets and extrapolated linearly to the same number of rows, and *circuit-tracer*
 0.5.0 (`attribute` on its nnsight backend, the same transcoders, target logit, feature budget and batch)
-run with `--peers-python`, a venv of its own because it pins transformers<=4.57.3. The transcoders are
+run with `--peers-python`, a venv of its own because it pins transformers<=4.57.3 (and needs
+nnsight<0.8: `pip install circuit-tracer==0.5.0 "nnsight>=0.6,<0.8"`). The transcoders are
 random TopK skip-transcoders (k active latents per token and layer, as trained ones have): build
 time depends on the number of active features and rows, not on what the features mean.
 Prints wall and CPU seconds, peak RSS, load average and the ratios to interplab.
