@@ -3,33 +3,120 @@
     PYTHONPATH=src python bench/circuits_graph.py                       # 256 feature rows, batch 32
     PYTHONPATH=src python bench/circuits_graph.py --max-feature-nodes 512 --baseline-rows 8
 
-Rows: *interplab* (`attribute`: one replay of B prompt copies, B targets per backward pass) and the
+Rows: *interplab* (`attribute`: one replay of B prompt copies, B targets per backward pass), the
 *plain autograd* baseline: the same rows, one target per backward pass (batch 1), timed on
-`--baseline-rows` targets and extrapolated linearly to the same number of rows. The transcoders are
+`--baseline-rows` targets and extrapolated linearly to the same number of rows, and *circuit-tracer*
+0.5.0 (`attribute` on its nnsight backend, the same transcoders, target logit, feature budget and batch)
+run with `--peers-python`, a venv of its own because it pins transformers<=4.57.3 (and needs
+nnsight<0.8: `pip install circuit-tracer==0.5.0 "nnsight>=0.6,<0.8"`). The transcoders are
 random TopK skip-transcoders (k active latents per token and layer, as trained ones have): build
 time depends on the number of active features and rows, not on what the features mean.
-circuit-tracer (0.5.0) is not run: it pins transformers<=4.57.3 next to our 5.x (see bench/README.md).
-Prints wall and CPU seconds, peak RSS, load average and the ratio baseline / interplab.
+Prints wall and CPU seconds, peak RSS, load average and the ratios to interplab.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import resource
+import subprocess
+import tempfile
 import time
+from pathlib import Path
 
 import torch
 
-from interplab.circuits.attribution import GraphConfig, _Builder, attribute, record
-from interplab.data.text import load_texts
-from interplab.models import load_model
-from interplab.saes import make_sae, sae_config
+DEFAULT_PEERS_PYTHON = "/work/ct-venv/bin/python"
 
 
 def _cpu() -> float:
     r = resource.getrusage(resource.RUSAGE_SELF)
     return r.ru_utime + r.ru_stime
+
+
+def _peak_rss_mib() -> float:
+    """This process's peak RSS (VmHWM: reset at exec, unlike ru_maxrss, which a child started from a big
+    parent inherits)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _export(tcs: list, lm, folder: Path) -> Path:
+    """The transcoders in circuit-tracer's layout (W_enc [f, d]), and a model folder transformers 4.57
+    reads (its config spells rope_theta, which 5.x moved into rope_parameters; its tokenizer class is
+    the fast one, not 5.x's TokenizersBackend)."""
+    from safetensors.torch import save_file
+
+    for layer, tc in enumerate(tcs):
+        save_file({"W_enc": tc.W_enc.detach().T.contiguous(), "b_enc": tc.b_enc.detach(),
+                   "W_dec": tc.W_dec.detach().contiguous(), "b_dec": tc.b_dec.detach(),
+                   "W_skip": tc.W_skip.detach().contiguous()}, str(folder / f"layer_{layer}.safetensors"))
+    src = Path(lm.model.config._name_or_path)
+    model_dir = folder / "model"
+    model_dir.mkdir()
+    for f in src.iterdir():
+        if f.name not in ("config.json", "tokenizer_config.json"):
+            (model_dir / f.name).symlink_to(f)
+    tok = json.loads((src / "tokenizer_config.json").read_text())
+    if tok.get("tokenizer_class") == "TokenizersBackend":  # transformers 5's name; 4.57 knows the fast class
+        tok["tokenizer_class"] = "PreTrainedTokenizerFast"
+    (model_dir / "tokenizer_config.json").write_text(json.dumps(tok))
+    cfg = json.loads((src / "config.json").read_text())
+    cfg["rope_theta"] = cfg.get("rope_parameters", {}).get("rope_theta", 10000.0)
+    (model_dir / "config.json").write_text(json.dumps(cfg))
+    return model_dir
+
+
+def circuit_tracer_worker(args: argparse.Namespace) -> None:
+    """Runs under the circuit-tracer venv: no interplab import (it needs transformers 5)."""
+    from circuit_tracer import ReplacementModel, attribute
+    from circuit_tracer.transcoder import SingleLayerTranscoder, TranscoderSet
+    from circuit_tracer.transcoder.activation_functions import TopK
+    from safetensors.torch import load_file
+
+    torch.set_num_threads(args.threads)
+    folder = Path(args.worker_dir)
+    layers = sorted(folder.glob("layer_*.safetensors"), key=lambda p: int(p.stem.split("_")[1]))
+    tcs = {}
+    for i, path in enumerate(layers):
+        w = load_file(str(path))
+        tc = SingleLayerTranscoder(w["W_enc"].shape[1], w["W_enc"].shape[0], TopK(args.k), i, skip_connection=True,
+                                   device=torch.device("cpu"), dtype=torch.float32)
+        tc.load_state_dict(w, strict=False)
+        tcs[i] = tc
+    ts = TranscoderSet(tcs, feature_input_hook="mlp.hook_in", feature_output_hook="mlp.hook_out")
+    model = ReplacementModel.from_pretrained_and_transcoders(str(folder / "model"), ts, backend="nnsight",
+                                                             device=torch.device("cpu"), dtype=torch.float32)
+    ids = torch.tensor(json.loads(args.ids))
+    t0, c0 = time.perf_counter(), _cpu()
+    graph = attribute(ids, model, attribution_targets=torch.tensor([args.target]), max_feature_nodes=args.max_feature_nodes,
+                      batch_size=args.batch_size)
+    out = {"wall": time.perf_counter() - t0, "cpu": _cpu() - c0,
+           "rss_mib": _peak_rss_mib(),
+           "active_features": int(graph.active_features.shape[0]), "rows": int(graph.adjacency_matrix.shape[0])}
+    Path(args.result).write_text(json.dumps(out))
+
+
+def _circuit_tracer_row(args: argparse.Namespace, tcs: list, lm, ids, target: int) -> dict | str:
+    python = Path(args.peers_python)
+    if not python.exists():
+        return f"{python} not found (a venv with circuit-tracer 0.5.0)"
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        _export(tcs, lm, folder)
+        result = folder / "result.json"
+        cmd = [str(python), __file__, "--worker-dir", str(folder), "--result", str(result), "--ids",
+               json.dumps(ids[0].tolist()), "--target", str(target), "--k", str(args.k), "--threads",
+               str(args.threads), "--max-feature-nodes", str(args.max_feature_nodes), "--batch-size",
+               str(args.batch_size)]
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+        if proc.returncode != 0:
+            return "failed: " + ((proc.stderr.strip().splitlines() or ["?"])[-1])[:200]
+        return json.loads(result.read_text())
 
 
 def main() -> None:
@@ -41,7 +128,21 @@ def main() -> None:
     ap.add_argument("--k", type=int, default=32)
     ap.add_argument("--baseline-rows", type=int, default=8)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--peers-python", default=DEFAULT_PEERS_PYTHON)
+    ap.add_argument("--no-circuit-tracer", action="store_true")
+    ap.add_argument("--worker-dir", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--result", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--ids", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--target", type=int, default=0, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.worker_dir:
+        circuit_tracer_worker(args)
+        return
+    from interplab.circuits.attribution import GraphConfig, _Builder, attribute, record
+    from interplab.data.text import load_texts
+    from interplab.models import load_model
+    from interplab.saes import make_sae, sae_config
+
     torch.set_num_threads(args.threads)
     lm = load_model("smollm2-135m", device="cpu")
     tcs = []
@@ -56,7 +157,7 @@ def main() -> None:
     t0, c0 = time.perf_counter(), _cpu()
     g = attribute(lm.model, lm.tokenizer, tcs, ids, cfg)
     ours_wall, ours_cpu = time.perf_counter() - t0, _cpu() - c0
-    rss_ours = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rss_ours = _peak_rss_mib()
     n_rows = g.rows.shape[0]
     # baseline: the same kind of row, one target per backward pass
     t0, c0 = time.perf_counter(), _cpu()
@@ -69,17 +170,23 @@ def main() -> None:
     per_row = (time.perf_counter() - t1) / args.baseline_rows
     base_wall = setup + per_row * n_rows
     base_cpu = (_cpu() - c0) * base_wall / max(time.perf_counter() - t0, 1e-9)
+    peer = None if args.no_circuit_tracer else _circuit_tracer_row(args, tcs, lm, ids, g.logit_tokens[0])
     load = os.getloadavg()
     print(f"SmolLM2-135M, {ids.shape[1]} tokens, 30 layers, {g.n_features} active features, {n_rows} rows "
           f"(1 logit + {n_rows - 1} features), d_sae {args.d_sae}, k {args.k}, {args.threads} threads, "
           f"load average {load[0]:.1f} / {load[1]:.1f}")
     print(f"completeness |Σ edges + bias - logit| = {g.meta['completeness_logit_abs_error']:.2e} (float32)")
-    print("| builder | wall s | CPU s | peak RSS MiB | baseline / this |")
+    print("| builder | wall s | CPU s | peak RSS MiB | CPU s / interplab's |")
     print("| --- | ---: | ---: | ---: | ---: |")
-    print(f"| interplab (batch {args.batch_size}) | {ours_wall:.1f} | {ours_cpu:.1f} | {rss_ours:.0f} | "
-          f"{base_wall / ours_wall:.2f} |")
+    print(f"| interplab (batch {args.batch_size}) | {ours_wall:.1f} | {ours_cpu:.1f} | {rss_ours:.0f} | 1.00 |")
     print(f"| plain autograd, 1 target per backward (extrapolated from {args.baseline_rows} rows) | "
-          f"{base_wall:.1f} | {base_cpu:.1f} | (same process) | 1.00 |")
+          f"{base_wall:.1f} | {base_cpu:.1f} | (same process) | {base_cpu / ours_cpu:.2f} |")
+    if isinstance(peer, dict):
+        print(f"| circuit-tracer 0.5.0, nnsight backend (batch {args.batch_size}; {peer['active_features']} active "
+              f"features, {peer['rows']} rows) | {peer['wall']:.1f} | {peer['cpu']:.1f} | {peer['rss_mib']:.0f} | "
+              f"{peer['cpu'] / ours_cpu:.2f} |")
+    elif peer is not None:
+        print(f"| circuit-tracer 0.5.0 | {peer} | | | |")
 
 
 if __name__ == "__main__":

@@ -102,7 +102,8 @@ def timed_fit(model, batches, args: argparse.Namespace, steps: int) -> tuple[flo
 
 def stream_cfg(args: argparse.Namespace) -> StreamConfig:
     return StreamConfig(batch_size=args.batch_size, context_size=args.context, window_seqs=args.window_seqs,
-                        forward_batch=args.forward_batch, max_tokens=args.tokens, epochs=1)
+                        forward_batch=args.forward_batch, max_tokens=args.tokens, epochs=1,
+                        normalize=False)  # the cached SAEs train on raw rows too
 
 
 def streamed(lm: LoadedModel, texts: list[str], args: argparse.Namespace) -> tuple[list[Stage], int]:

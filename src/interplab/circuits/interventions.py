@@ -10,6 +10,10 @@
 4. relative error = |Δ_real - Δ_graph| / |Δ_real|. Where it is large, the cause is what the graph
    freezes: attention patterns and norm scales that move with the residual stream, features that
    switch on or off, and MLP error terms that change with their input.
+5. To tell those apart, Δ_frozen_attn runs the same edit in the real model with every attention
+   pattern and norm scale held at the clean run's (replacement.py's replay, MLPs left real):
+   Δ_real - Δ_frozen_attn is what moving attention and norms add; Δ_frozen_attn - Δ_graph is what the
+   MLPs' nonlinearity adds (features switching, error terms changing).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from interplab.circuits.attribution import AttributionGraph
+from interplab.circuits.replacement import FrozenState, frozen
 from interplab.models.interventions import replace_activation
 
 
@@ -57,10 +62,30 @@ def real_change(model: nn.Module, transcoders: list[Any], input_ids: Tensor, lay
     return changed - clean
 
 
+@torch.no_grad()
+def frozen_attention_change(model: nn.Module, transcoders: list[Any], input_ids: Tensor, layer: int, pos: int,
+                            feature: int, activation: float, scale: float, token: int) -> float:
+    """Δ logit like `real_change`, with attention patterns and norm scales held at the clean run's."""
+    state = FrozenState(mode="record")
+    with frozen(model, state):
+        clean = float(model(input_ids=input_ids, use_cache=False).logits[0, -1, token])
+    vec = (scale - 1.0) * activation * transcoders[layer].W_dec[feature]
+
+    def edit(x: Tensor) -> Tensor:
+        x = x.clone()
+        x[:, pos] += vec.to(x.dtype)
+        return x
+
+    state.mode = "replay"
+    with frozen(model, state), replace_activation(model, f"blocks.{layer}.mlp_out", edit):
+        changed = float(model(input_ids=input_ids, use_cache=False).logits[0, -1, token])
+    return changed - clean
+
+
 def check_interventions(model: nn.Module, transcoders: list[Any], g: AttributionGraph, top: int = 5,
                         scale: float = 0.0, logit_row: int = 0, columns: list[int] | None = None) -> list[dict[str, Any]]:
     """One row per feature (`columns`, else the `top` by |direct effect|): where it is, Δ_real,
-    Δ_direct, Δ_graph and the relative errors."""
+    Δ_frozen_attn, Δ_direct, Δ_graph and the relative errors."""
     direct_effects = g.rows[logit_row, : g.n_features].abs()
     cols = columns if columns is not None else direct_effects.argsort(descending=True)[:top].tolist()
     ids = torch.tensor([g.input_ids], device=next(model.parameters()).device)
@@ -68,9 +93,10 @@ def check_interventions(model: nn.Module, transcoders: list[Any], g: Attribution
     for c in cols:
         L, p, f, a = int(g.feat_layer[c]), int(g.feat_pos[c]), int(g.feat_idx[c]), float(g.feat_act[c])
         real = real_change(model, transcoders, ids, L, p, f, a, scale, g.logit_tokens[logit_row])
+        held = frozen_attention_change(model, transcoders, ids, L, p, f, a, scale, g.logit_tokens[logit_row])
         direct, through = graph_prediction(g, c, scale, logit_row)
         out.append({"layer": L, "pos": p, "feature": f, "activation": a, "delta_real": real,
-                    "delta_direct": direct, "delta_graph": through,
+                    "delta_frozen_attn": held, "delta_direct": direct, "delta_graph": through,
                     "rel_error": abs(real - through) / max(abs(real), 1e-12),
                     "rel_error_direct": abs(real - direct) / max(abs(real), 1e-12)})
     return out

@@ -1,6 +1,7 @@
 """`interplab train-sae` and `interplab eval-sae` over `interplab.pipelines.train`.
 
-Every field of every registered SAE architecture's config, of `TrainConfig` and of the synthetic data's
+Every field of every registered SAE architecture's config (transcoders excepted: they train on
+(MLP input, MLP output) pairs from `interplab train-transcoders`), of `TrainConfig` and of the synthetic data's
 `ToyFeatureConfig` is an option, with the help and defaults written under the dataclass fields; a
 field the chosen `--arch` lacks is refused rather than ignored.
 Under torchrun (`torchrun --nproc_per_node N -m interplab.cli train-sae ...`) the N processes train one
@@ -24,7 +25,7 @@ from interplab.commands.options import (
     values_for,
 )
 from interplab.data.synthetic import ToyFeatureConfig
-from interplab.saes import SAE_CLASSES, SAEConfig
+from interplab.saes import SAE_CLASSES, SAEConfig, TranscoderFields
 from interplab.training import TrainConfig
 
 # Fields set by the command itself (seed is one option for SAE init, data order and synthetic data).
@@ -38,7 +39,9 @@ _TRAIN_ALIASES = {"total_steps": ["--steps"], "lr_warmup_steps": ["--lr-warmup"]
 
 
 def _sae_classes() -> dict[str, type]:
-    return {name: cls.config_class for name, cls in SAE_CLASSES.items()}
+    """The autoencoder architectures (transcoders have their own command)."""
+    return {name: cls.config_class for name, cls in SAE_CLASSES.items()
+            if not issubclass(cls.config_class, TranscoderFields)}
 
 
 def _sae_field_names() -> list[str]:
@@ -53,7 +56,7 @@ def register(app: typer.Typer) -> None:
                decls=["--synthetic"]),
         *dataclass_options(ToyFeatureConfig, "Synthetic data (with --synthetic)", exclude=_SYNTH_SKIP,
                            rename=_SYNTH_RENAME),
-        option("arch", "topk", f"SAE architecture: {', '.join(sorted(SAE_CLASSES))}.", str, "SAE"),
+        option("arch", "topk", f"SAE architecture: {', '.join(sorted(_sae_classes()))}.", str, "SAE"),
         *union_options(_sae_classes(), "SAE", exclude=_SAE_SKIP, rename=_SAE_RENAME, required={"d_sae": 4096}),
         *dataclass_options(TrainConfig, "Training", exclude=_TRAIN_SKIP, aliases=_TRAIN_ALIASES,
                            defaults={"checkpoint_every": 500}),

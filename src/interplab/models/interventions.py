@@ -201,9 +201,11 @@ class Transcoder(Protocol):
 
 
 @contextmanager
-def splice_transcoders(model: nn.Module, transcoders: Mapping[int, Transcoder]) -> Iterator[None]:
+def splice_transcoders(model: nn.Module, transcoders: Mapping[int, Transcoder],
+                       keep_BS: Tensor | None = None) -> Iterator[None]:
     """Replace each layer's MLP output (`blocks.L.mlp_out`) by its transcoder's prediction from that
-    layer's MLP input (`blocks.L.mlp_in`), for the layers in `transcoders` at once."""
+    layer's MLP input (`blocks.L.mlp_in`), for the layers in `transcoders` at once; with `keep_BS`
+    ([batch, seq] bool) only at those positions (the others keep the MLP's own output)."""
     seen: dict[int, Tensor] = {}
 
     def reader(layer: int) -> ActivationFn:
@@ -217,8 +219,8 @@ def splice_transcoders(model: nn.Module, transcoders: Mapping[int, Transcoder]) 
             if layer not in seen:
                 raise InterplabError(f"blocks.{layer}.mlp_out ran before blocks.{layer}.mlp_in was seen")
             pred = tc(seen.pop(layer))
-            pred = getattr(pred, "x_hat", pred)
-            return pred.to(out.dtype)
+            pred = getattr(pred, "x_hat", pred).to(out.dtype)
+            return pred if keep_BS is None else torch.where(keep_BS[..., None].to(out.device), pred, out)
 
         return write
 
@@ -230,9 +232,19 @@ def splice_transcoders(model: nn.Module, transcoders: Mapping[int, Transcoder]) 
 
 
 @contextmanager
-def ablate_mlps(model: nn.Module, layers: Sequence[int]) -> Iterator[None]:
-    """Zero the MLP output (`blocks.L.mlp_out`) of each of `layers`."""
+def ablate_mlps(model: nn.Module, layers: Sequence[int], keep_BS: Tensor | None = None) -> Iterator[None]:
+    """Zero the MLP output (`blocks.L.mlp_out`) of each of `layers` (with `keep_BS`, only there)."""
+    if keep_BS is None:
+        with ExitStack() as stack:
+            for layer in layers:
+                stack.enter_context(ablate(model, f"blocks.{layer}.mlp_out"))
+            yield
+        return
+
+    def zero(out: Tensor) -> Tensor:
+        return torch.where(keep_BS[..., None].to(out.device), torch.zeros_like(out), out)
+
     with ExitStack() as stack:
         for layer in layers:
-            stack.enter_context(ablate(model, f"blocks.{layer}.mlp_out"))
+            stack.enter_context(replace_activation(model, f"blocks.{layer}.mlp_out", zero))
         yield

@@ -30,7 +30,7 @@ from interplab.evals.l0_fvu_plot import plot_l0_fvu
 from interplab.files import read_json_object, write_json_atomic
 from interplab.pipelines.progress import progress_bar
 from interplab.pipelines.run_folder import RunFolder, RunState, open_run
-from interplab.saes import SAE, SAEConfig, load_sae, make_sae, save_sae
+from interplab.saes import SAE, SAEConfig, TranscoderFields, load_sae, make_sae, save_sae
 from interplab.training import TrainConfig, distributed, fit
 from interplab.training.metrics_log import JsonlMetrics
 
@@ -179,6 +179,9 @@ def train_sae_run(
     same result as an uninterrupted run) and reuses a finished one.
     """
     out = Path(out)
+    if isinstance(sae_cfg, TranscoderFields):
+        raise InterplabError(f"{sae_cfg.architecture} is a transcoder (MLP input -> MLP output), not an autoencoder "
+                             f"of one store; train it with `interplab train-transcoders --arch {sae_cfg.architecture}`")
     source, d, meta = open_training_data(data, train_cfg.batch_size, train_cfg.seed)
     if sae_cfg.d_in != d:
         raise InterplabError(f"the SAE config has d_in={sae_cfg.d_in} but the data has d={d}; set d_in={d}")

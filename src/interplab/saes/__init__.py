@@ -22,6 +22,7 @@ from interplab.saes.transcoder import (
     TopKTranscoder,
     TopKTranscoderConfig,
     TranscoderFields,
+    fold_transcoder_scales_,
     is_transcoder,
 )
 from interplab.saes.transcoder_io import load_sparsify_transcoder, save_sparsify_transcoder
@@ -56,6 +57,7 @@ __all__ = [
     "TrainState",
     "TranscoderFields",
     "config_class",
+    "fold_transcoder_scales_",
     "frequency_weighted_costs",
     "geometric_median",
     "init_b_dec_geometric_median_",

@@ -70,6 +70,17 @@ class SAEGroup(nn.Module):
     def of(cls, names: list[str], configs: list[SAEConfig]) -> SAEGroup:
         return cls(SAEGroupConfig(names=list(names), members=list(configs)))
 
+    def subgroup(self, index: slice, names: list[str]) -> SAEGroup:
+        """Members `index` (the same modules, not copies) as a group of their own, named `names`."""
+        members = list(self.members)[index]
+        if len(members) != len(names):
+            raise InterplabError(f"a subgroup of {len(members)} members needs as many names, got {len(names)}")
+        group = SAEGroup.__new__(SAEGroup)
+        nn.Module.__init__(group)
+        group.cfg = SAEGroupConfig(names=list(names), members=[m.cfg for m in members])  # type: ignore[misc]
+        group.members = nn.ModuleList(members)
+        return group
+
     def saes(self) -> list[SAE]:
         """The members, typed."""
         return list(self.members)  # type: ignore[arg-type]

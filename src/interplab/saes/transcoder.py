@@ -302,6 +302,23 @@ class JumpReLUSkipTranscoder(JumpReLUTranscoder):
     cfg: JumpReLUSkipTranscoderConfig
 
 
+@torch.no_grad()
+def fold_transcoder_scales_(tc: Any, in_scale: float, out_scale: float) -> None:
+    """Make a transcoder trained on (in_scale·x, out_scale·y) read x and predict y, exactly.
+
+    pre = (s_in x) W_enc + b_enc, so W_enc ← s_in W_enc (pre-activations, thresholds and top-k are
+    unchanged); y = y'/s_out, so W_dec, b_dec ← /s_out and W_skip ← W_skip · s_in / s_out. The decoder
+    rows then have norm 1/s_out (SAELens folds its activation-norm scaling factor the same way).
+    """
+    if not is_transcoder(tc):
+        raise InterplabError("only transcoders fold input and output scales")
+    tc.W_enc.mul_(in_scale)
+    tc.W_dec.div_(out_scale)
+    tc.b_dec.div_(out_scale)
+    if tc.cfg.skip:
+        tc.W_skip.mul_(in_scale / out_scale)
+
+
 def is_transcoder(sae: Any) -> bool:
     """True for the transcoder classes of this file (they take (input, target) pairs)."""
     return isinstance(sae, TranscoderMixin)

@@ -21,6 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from interplab.dashboards.db import DashboardDB
 from interplab.web.api import api_router
+from interplab.web.graphs import graph_router
 from interplab.web.guards import GuardConfig, RequestGuard, SecurityHeaders
 from interplab.web.lens import lens_router
 from interplab.web.live import LiveInference
@@ -89,6 +90,7 @@ def create_app(db: DashboardDB | str | Path, *, sae_paths: Mapping[int, str | Pa
     app.include_router(page_router(state, pages))
     app.include_router(report_router(state, pages))
     app.include_router(lens_router(state, pages))
+    app.include_router(graph_router(state, pages))
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     _add_error_handlers(app, pages)
     app.add_middleware(RequestGuard, config=guards, error=partial(_error_response, pages))

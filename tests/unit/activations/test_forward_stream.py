@@ -27,7 +27,7 @@ def _rows(t: torch.Tensor) -> torch.Tensor:
 
 def test_one_epoch_streams_exactly_the_tokens_a_store_keeps_at_each_hook(llama, tmp_path):
     texts = load_demo_corpus()[:10]
-    cfg = StreamConfig(batch_size=1, context_size=16, window_seqs=1000, forward_batch=4, epochs=1)
+    cfg = StreamConfig(batch_size=1, context_size=16, window_seqs=1000, forward_batch=4, epochs=1, normalize=False)
     stream = ForwardStream(llama, texts, HOOKS, cfg=cfg)
     x_NMD = torch.cat(list(stream))
     assert x_NMD.shape[1:] == (2, llama.d_model)

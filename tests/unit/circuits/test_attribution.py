@@ -66,3 +66,22 @@ def test_graph_direct_effects_equal_interventions_in_the_replacement_model(tiny6
     cols = g.rows[0, : g.n_features].abs().argsort(descending=True)[:5].tolist()
     for c in cols:  # ablation (scale 0) in the frozen model moves the logit by minus the edge weight
         assert frozen_change(tiny64.model, tcs, g, c, 0.0) == pytest.approx(-float(g.rows[0, c]), rel=1e-6)
+
+
+def test_frozen_attention_change_is_exact_without_mlp_nonlinearity_downstream(tiny64):
+    from interplab.circuits.interventions import check_interventions
+
+    tcs = random_transcoders(tiny64.n_layers, tiny64.d_model)
+    g = attribute(tiny64.model, tiny64.tokenizer, tcs, PROMPT, GraphConfig(max_feature_nodes=64, batch_size=16))
+    last = tiny64.n_layers - 1
+    cols = [c for c in range(g.n_features)
+            if int(g.feat_layer[c]) == last and int(g.feat_pos[c]) == g.n_positions - 1][:3]
+    assert cols
+    rows = check_interventions(tiny64.model, tcs, g, columns=cols)
+    # an edit at the last layer's MLP output reaches the logit only through the final norm: with its scale
+    # held the change is the graph's direct effect, and the real model differs only by that norm moving
+    for row, c in zip(rows, cols, strict=True):
+        assert row["delta_frozen_attn"] == pytest.approx(-float(g.rows[0, c]), rel=1e-6, abs=1e-9)
+        assert row["delta_frozen_attn"] == pytest.approx(row["delta_graph"], rel=1e-6, abs=1e-9)
+    assert all(abs(r["delta_graph"]) > 1e-6 for r in rows)
+    assert any(abs(r["delta_real"] - r["delta_frozen_attn"]) > 1e-9 for r in rows)

@@ -90,10 +90,12 @@ def test_a_field_the_architecture_lacks_is_refused_not_ignored(tmp_path):
 def test_help_lists_every_config_field_of_every_architecture():
     import dataclasses
 
-    from interplab.saes import SAE_CLASSES
+    from interplab.saes import SAE_CLASSES, TranscoderFields
 
     text = runner.invoke(app, ["train-sae", "--help"], env={"COLUMNS": "300"}).output
     for cls in SAE_CLASSES.values():
+        if issubclass(cls.config_class, TranscoderFields):
+            continue  # `interplab train-transcoders`
         for f in dataclasses.fields(cls.config_class):
             if f.name in ("d_in", "seed", "metadata"):
                 continue  # set by the data and by --seed
@@ -129,3 +131,13 @@ def test_store_training_and_ce_kl_eval_on_a_tiny_gpt2(tmp_path, tiny_model_dir):
 def test_data_source_must_be_given_exactly_once(tmp_path):
     res = runner.invoke(app, ["train-sae", "--out", str(tmp_path / "x"), "--steps", "2"])
     assert isinstance(res.exception, InterplabError) and "--synthetic" in str(res.exception)
+
+
+def test_a_transcoder_arch_is_refused_with_a_pointer_to_train_transcoders(tmp_path):
+    res = _train(tmp_path / "t", "--steps", "4", "--arch", "topk_skip_transcoder")
+    assert isinstance(res.exception, InterplabError)
+    message = str(res.exception)
+    assert "train-transcoders --arch topk_skip_transcoder" in message and "\n" not in message
+    assert not (tmp_path / "t").exists()
+    help_text = runner.invoke(app, ["train-sae", "--help"], env={"COLUMNS": "300"}).output
+    assert "transcoder" not in help_text and "--d-out" not in help_text
