@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -56,14 +57,17 @@ def run_block(block: Block, cwd: Path, bin_dir: Path) -> tuple[int, str, float]:
     script = ("set -e -o pipefail\n"
               "trap 'jobs -p | xargs -r kill 2>/dev/null || true' EXIT\n" + block.script())
     start = time.monotonic()
+    # its own session: on a timeout the whole group goes (commands and servers, not only bash)
+    proc = subprocess.Popen(["bash", "-c", script], cwd=cwd, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
-        proc = subprocess.run(["bash", "-c", script], cwd=cwd, env=env, capture_output=True, text=True,
-                              timeout=BLOCK_TIMEOUT_S)
-        code, output = proc.returncode, proc.stdout + proc.stderr
-    except subprocess.TimeoutExpired as exc:
-        code = 124
-        output = f"timed out after {BLOCK_TIMEOUT_S:.0f} s\n{exc.stdout or ''}{exc.stderr or ''}"
-    return code, output if isinstance(output, str) else str(output), time.monotonic() - start
+        output, _ = proc.communicate(timeout=BLOCK_TIMEOUT_S)
+        code = proc.returncode
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        rest, _ = proc.communicate()
+        code, output = 124, f"{rest or ''}\ntimed out after {BLOCK_TIMEOUT_S:.0f} s"
+    return code, output, time.monotonic() - start
 
 
 @pytest.mark.parametrize("doc", DOCS, ids=[d.name for d in DOCS])
