@@ -1,8 +1,8 @@
 """One report folder of every kind the CLI writes, at tiny sizes, with the runners' real functions.
 
 toy (`interplab toy`), probe-study (`interplab probe`), steering-sweep (`interplab steer sweep`),
-steering-compare (`interplab steer compare --out`) and autointerp (`interplab explain`), on a tiny random
-GPT-2. The explainer is scripted (it answers from the prompt text), so no language model is needed.
+steering-compare (`interplab steer compare --out`), autointerp (`interplab explain`) and unlearning
+(`interplab unlearning-eval`), on a tiny random GPT-2 (the unlearning report: a tiny Llama organism). The explainer is scripted (it answers from the prompt text), so no language model is needed.
 """
 
 from __future__ import annotations
@@ -14,14 +14,16 @@ import torch
 
 from interplab.autointerp import AutointerpConfig, Example, LatentExamples, run_autointerp
 from interplab.models.loading import load_model
+from interplab.pipelines.unlearning import unlearning_eval_run
 from interplab.probes.study import ProbeStudyConfig, run_probe_study
 from interplab.steering.apply import GenerationSettings
 from interplab.steering.compare import write_cosine_report
 from interplab.steering.sweep import KeywordTarget, SweepConfig, sweep, write_sweep
 from interplab.steering.vectors import SteeringVector, cosine_comparison
 from interplab.toy.runner import Overrides, run_presets
+from unlearning_data import TINY_EVAL, build_tiny_organism
 
-KINDS = ("toy", "probe-study", "steering-sweep", "steering-compare", "autointerp")
+KINDS = ("toy", "probe-study", "steering-sweep", "steering-compare", "autointerp", "unlearning")
 """Report kinds, as written in index.json; each is written to the folder of the same name."""
 HOOK = "blocks.0.resid_post"
 _LINES = re.compile(r"^Example \d+: (.*)$", re.MULTILINE)
@@ -58,8 +60,9 @@ def _vectors(d: int) -> dict[str, SteeringVector]:
             "love_fr": SteeringVector(4.0 * (base + 0.5 * torch.randn(d, generator=gen)), HOOK, {"language": "fr"})}
 
 
-def write_every_report_kind(root: Path, model_dir: Path) -> dict[str, Path]:
-    """Write one report of each kind under `root`; returns kind -> report folder."""
+def write_every_report_kind(root: Path, model_dir: Path, llama_dir: Path) -> dict[str, Path]:
+    """Write one report of each kind under `root` (`llama_dir`: a tiny Llama for the knowledge organism);
+    returns kind -> report folder."""
     folders = {kind: root / kind for kind in KINDS}
     run_presets(["intro"], folders["toy"], Overrides(steps=20, restarts=1, device="cpu"))
     lm = load_model(model_dir, device="cpu")
@@ -74,4 +77,7 @@ def write_every_report_kind(root: Path, model_dir: Path) -> dict[str, Path]:
     write_cosine_report(folders["steering-compare"], names, cosines, list(vectors))
     run_autointerp(ScriptedExplainer(), {3: _cat_examples(), 5: _cat_examples()}, folders["autointerp"],
                    AutointerpConfig())
+    organism = build_tiny_organism(root.parent / f"{root.name}-organism", llama_dir)
+    unlearning_eval_run(organism, folders["unlearning"], ["output-block"], [0], cfg=TINY_EVAL, text_source="demo",
+                        device="cpu", threads=1, show_progress=False)
     return folders
