@@ -11,7 +11,14 @@ from typing import Any
 
 import typer
 
-from interplab.commands.options import command, dataclass_options, option, pick_fields, union_options, values_for
+from interplab.commands.options import (
+    command,
+    dataclass_options,
+    option,
+    pick_fields,
+    union_options,
+    values_for,
+)
 from interplab.data.synthetic.fictional_people import PeopleConfig
 from interplab.training.causal_lm import FinetuneConfig
 from interplab.unlearning import (

@@ -21,8 +21,9 @@ from typing import Any
 import torch
 
 from interplab.common import InterplabError, free_cpu_threads, get_device, get_logger
-from interplab.data.synthetic.fictional_people import items
+from interplab.data.synthetic.fictional_people import PeopleConfig, Person, items, make_people, split_people
 from interplab.data.text import load_texts
+from interplab.models import LoadedModel, load_model
 from interplab.pipelines.progress import progress_bar
 from interplab.pipelines.run_folder import open_run
 from interplab.reports import refuse_to_replace_report
@@ -31,18 +32,17 @@ from interplab.unlearning import (
     METHODS,
     MODELS,
     ORGANISM,
+    ArmResult,
     EvalConfig,
     KnowledgeOrganism,
     OrganismConfig,
     ServedModel,
-    UnlearningData,
-    attack_split,
     build_model,
     evaluate_methods,
-    evaluate_served,
     make_context,
     method,
-    reference_acts,
+    restore,
+    run_saved,
     unlearn,
     write_card,
 )
@@ -67,7 +67,7 @@ def _cpu_seconds() -> float:
     return r.ru_utime + r.ru_stime
 
 
-def _qa_em(lm, people, cfg) -> float:
+def _qa_em(lm: LoadedModel, people: list[Person], cfg: PeopleConfig) -> float:
     from interplab.unlearning.scoring import score_answers
 
     return score_answers(ServedModel(lm), items(people, "qa", cfg)).accuracy()
@@ -84,18 +84,17 @@ def build_organism_run(cfg: OrganismConfig, out: str | Path, overwrite: bool = F
     with cpu_threads(device, threads), progress_bar("fine-tuning", show=show_progress) as update:
         for which in MODELS:
             wall, cpu = time.perf_counter(), _cpu_seconds()
-            facts = build_model(cfg, which, out, device,
-                                on_step=lambda s, n, loss, w=which: update(s, n, f"fine-tuning {w} (loss {loss:.3f})"))
+
+            def on_step(step: int, total: int, loss: float, which: str = which) -> None:
+                update(step, total, f"fine-tuning {which} (loss {loss:.3f})")
+
+            facts = build_model(cfg, which, out, device, on_step=on_step)
             facts.update(wall_s=round(time.perf_counter() - wall, 1), cpu_s=round(_cpu_seconds() - cpu, 1),
                          threads=torch.get_num_threads())
             build[which] = facts
-        organism = KnowledgeOrganism(out, cfg, [])
-        from interplab.data.synthetic.fictional_people import make_people, split_people
-
-        people = make_people(cfg.people)
-        forget, retain = split_people(people)
+        forget, retain = split_people(make_people(cfg.people))
         for which in MODELS:
-            lm = organism.load(which, device)
+            lm = load_model(out / which, kind="causal", device=device)
             build[which].update(forget_qa_em=_qa_em(lm, forget, cfg.people), retain_qa_em=_qa_em(lm, retain, cfg.people))
     write_card(out, cfg, build)
     run.mark_done(build)
@@ -145,7 +144,7 @@ def unlearning_eval_run(organism_dir: str | Path, out: str | Path, methods: Sequ
     """Evaluate `methods` (unlearnt on the fly, one model per seed) and saved unlearnt `models` against the
     organism and its gold standard; write the report folder `out` and return it."""
     from interplab.unlearning.report import write_report
-    from interplab.unlearning.saved import load_unlearnt, read_meta
+    from interplab.unlearning.saved import read_meta
 
     cfg = cfg or EvalConfig()
     refuse_to_replace_report(out, overwrite)
@@ -158,26 +157,17 @@ def unlearning_eval_run(organism_dir: str | Path, out: str | Path, methods: Sequ
     texts = _text_source(text_source)
     wall, cpu = time.perf_counter(), _cpu_seconds()
     n_arms = 1 + len(seeds) * (1 + len(chosen)) + len(models)
-    results = []
+    results: list[ArmResult] = []
     with cpu_threads(device, threads), progress_bar("unlearning", n_arms, show=show_progress) as update:
-        def done(r) -> None:
+        def done(r: ArmResult) -> None:
             results.append(r)
             update(len(results), n_arms, f"{r.method} seed {r.seed}: {r.verdict or 'reference'}")
 
         ctx = make_context(organism, texts, cfg, device)
         evaluate_methods(ctx, chosen, list(seeds), on_result=done)
         for folder in models:
-            served, meta = load_unlearnt(folder, organism, device)
-            ctx_saved = make_context(organism, texts, cfg, device, lm=served.lm)
-            split = attack_split(organism.forget, int(meta["seed"]), cfg.attack_train_fraction)
-            from interplab.unlearning import restore
-
-            saved_weights = {k: v.detach().clone() for k, v in served.lm.model.state_dict().items()}
-            restore(served.lm, ctx.organism_weights)
-            reference = reference_acts(ctx_saved, split)
-            restore(served.lm, saved_weights)
-            done(evaluate_served(ctx_saved, served, f"{meta['method']} ({Path(folder).name})", int(meta["seed"]),
-                                 split, reference))
+            done(run_saved(ctx, folder))
+            restore(ctx.lm, ctx.organism_weights)
     seconds = {"wall_s": round(time.perf_counter() - wall, 1), "cpu_s": round(_cpu_seconds() - cpu, 1),
                "threads": torch.get_num_threads()}
     summary = {"organism": str(Path(organism_dir)), "seeds": list(seeds), "methods": [m for m, _ in chosen],
@@ -188,4 +178,4 @@ def unlearning_eval_run(organism_dir: str | Path, out: str | Path, methods: Sequ
     return write_report(out, results, config, summary, overwrite=overwrite).parent
 
 
-__all__ = ["build_organism_run", "cpu_threads", "unlearn_run", "unlearning_eval_run", "UnlearningData"]
+__all__ = ["build_organism_run", "cpu_threads", "unlearn_run", "unlearning_eval_run"]

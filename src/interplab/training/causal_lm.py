@@ -17,7 +17,7 @@ import random
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple, TypeVar, cast
 
 import torch
 from torch import Tensor, nn
@@ -30,6 +30,7 @@ from interplab.training.schedules import lr_at
 log = get_logger(__name__)
 
 Pair = tuple[str, str]
+T = TypeVar("T")
 IGNORE = -100
 """Label of positions that are not scored (prompt and padding)."""
 
@@ -98,7 +99,8 @@ def answer_logits(model: nn.Module, batch: PairBatch) -> tuple[Tensor, Tensor]:
 
 def unembed(model: nn.Module, hidden_ND: Tensor) -> Tensor:
     """Logits [n, vocab] (float32) from final hidden states [n, d], as the model's LM head computes them."""
-    logits_NV = model.get_output_embeddings()(hidden_ND).float()
+    head = cast(Any, model).get_output_embeddings()
+    logits_NV = head(hidden_ND).float()
     cap = getattr(model.config, "final_logit_softcapping", None)
     return logits_NV if cap is None else cap * torch.tanh(logits_NV / cap)
 
@@ -144,8 +146,9 @@ def answer_nll(model: nn.Module, batch: PairBatch) -> Tensor:
 class FinetuneConfig:
     """How to fine-tune a causal LM on (prompt, answer) pairs."""
 
-    epochs: int = 8
-    """Passes over the pairs (each pair once per epoch, in a new seeded order)."""
+    epochs: int = 5
+    """Passes over the pairs (each pair once per epoch, in a new seeded order). SmolLM2-135M at the default
+    lr knows 98% of 120 facts after 4 (paraphrases 99%, multiple choice 95%)."""
     max_steps: int | None = None
     """Stop after this many optimiser steps (None: run every epoch)."""
     batch_size: int = 16
@@ -201,8 +204,8 @@ def only_training(model: nn.Module, params: Sequence[nn.Parameter]) -> Iterator[
             p.requires_grad_(flag)
 
 
-def shuffled_batches(pairs: Sequence[Pair], batch_size: int, epochs: int, seed: int) -> Iterator[list[Pair]]:
-    """Batches of pairs, every pair once per epoch, the order reshuffled each epoch from `seed`."""
+def shuffled_batches(pairs: Sequence[T], batch_size: int, epochs: int, seed: int) -> Iterator[list[T]]:
+    """Batches of pairs (or any items), every one once per epoch, the order reshuffled each epoch from `seed`."""
     rng = random.Random(seed)
     for _ in range(epochs):
         order = list(range(len(pairs)))

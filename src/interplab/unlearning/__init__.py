@@ -17,6 +17,7 @@ from interplab.unlearning.evaluate import (
     make_context,
     reference_acts,
     restore,
+    run_saved,
 )
 from interplab.unlearning.methods import (
     METHODS,
@@ -69,6 +70,7 @@ __all__ = [
     "method",
     "reference_acts",
     "restore",
+    "run_saved",
     "unlearn",
     "write_card",
 ]

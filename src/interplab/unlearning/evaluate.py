@@ -18,6 +18,7 @@ import resource
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -51,7 +52,7 @@ ORGANISM = "organism"
 class EvalConfig:
     """How unlearnt models are measured and attacked."""
 
-    n_retain_eval: int = 40
+    n_retain_eval: int = 20
     """Retain-set people scored for retain accuracy (the first ones; every retain person trains probes)."""
     attack_train_fraction: float = 0.5
     """Share of the forget set whose facts the attacker knows (relearning data, probe and direction
@@ -204,6 +205,18 @@ def run_arm(ctx: Context, method: str, method_cfg: Any, seed: int, split: Attack
     log.info("%s seed %d: %s (forget %.2f, retain %.2f) in %.0f s", method, seed, result.verdict,
              result.metrics["forget_qa_em"], result.metrics["retain_qa_em"], unlearn_wall + result.seconds["eval_wall"])
     return result
+
+
+def run_saved(ctx: Context, folder: str | Path) -> ArmResult:
+    """Evaluate a saved unlearnt-model folder (`interplab unlearn --out`) made from this organism, with the
+    attack split of its seed; leaves the weights changed."""
+    from interplab.unlearning.saved import apply_unlearnt, read_meta
+
+    seed = int(read_meta(folder)["seed"])
+    split = attack_split(ctx.organism.forget, seed, ctx.cfg.attack_train_fraction)
+    reference = reference_acts(ctx, split)  # on the organism's weights, before the saved changes
+    served, meta = apply_unlearnt(folder, ctx.organism, ctx.lm)
+    return evaluate_served(ctx, served, f"{meta['method']} ({Path(folder).name})", seed, split, reference)
 
 
 def reference_acts(ctx: Context, split: AttackSplit) -> dict[int, Tensor]:

@@ -26,7 +26,7 @@ import shutil
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from interplab.common import InterplabError, get_logger
 from interplab.configs import from_json_dict
@@ -92,7 +92,7 @@ def build_model(cfg: OrganismConfig, which: str, folder: Path, device: str | Non
     losses = finetune_on_pairs(lm.model, lm.tokenizer, pairs, cfg.finetune, on_step)
     partial = folder / f".{which}.partial"
     shutil.rmtree(partial, ignore_errors=True)
-    lm.model.save_pretrained(partial)
+    cast(Any, lm.model).save_pretrained(partial)
     lm.tokenizer.save_pretrained(partial)
     partial.rename(final)
     return {"pairs": len(pairs), "steps": len(losses), "first_loss": losses[0], "last_loss": losses[-1]}

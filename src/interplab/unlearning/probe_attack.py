@@ -18,7 +18,14 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from interplab.data.synthetic.fictional_people import TRAINED_FORMS, Attribute, Item, PeopleConfig, Person, items
+from interplab.data.synthetic.fictional_people import (
+    TRAINED_FORMS,
+    Attribute,
+    Item,
+    PeopleConfig,
+    Person,
+    items,
+)
 from interplab.models import capture
 from interplab.models.hookpoints import base_model
 from interplab.probes import LinearProbeConfig, train_linear_probe
@@ -75,12 +82,15 @@ def _prompts(people: list[Person], attribute: Attribute, cfg: PeopleConfig) -> l
 
 def fit_one_vs_rest(x_ND: Tensor, labels: list[str], classes: list[str], C: float) -> list:
     y = torch.tensor([classes.index(v) for v in labels])
-    return [train_linear_probe(x_ND, (y == k).long(), LinearProbeConfig(C=C, device="cpu"))
+    # float32 and a loose tolerance: 8 classes x 8 layers of fits per model, and the argmax of the logits
+    # (all that is read) settles long before the last digits of the weights do
+    cfg = LinearProbeConfig(C=C, device="cpu", dtype="float32", max_iter=100, tol=1e-4)
+    return [train_linear_probe(x_ND, (y == k).long(), cfg)
             if 0 < int((y == k).sum()) < len(y) else None for k in range(len(classes))]
 
 
 def predict_one_vs_rest(probes: list, x_ND: Tensor) -> Tensor:
-    scores = [p.logits(x_ND) if p is not None else torch.full((len(x_ND),), -1e9, dtype=torch.float64)
+    scores = [p.logits(x_ND).double() if p is not None else torch.full((len(x_ND),), -1e9, dtype=torch.float64)
               for p in probes]
     return torch.stack(scores, 1).argmax(1)
 

@@ -16,8 +16,14 @@ from dataclasses import dataclass
 import torch
 
 from interplab.data.synthetic.fictional_people import PeopleConfig, Person, training_pairs
-from interplab.training.causal_lm import encode_pairs, only_training, optimizer_step, shuffled_batches, trainable_parameters
-from interplab.training.causal_lm import answer_nll
+from interplab.training.causal_lm import (
+    answer_nll,
+    encode_pairs,
+    only_training,
+    optimizer_step,
+    shuffled_batches,
+    trainable_parameters,
+)
 from interplab.unlearning.metrics import qa_accuracy
 from interplab.unlearning.served import ServedModel
 

@@ -22,6 +22,7 @@ from torch import Tensor
 
 from interplab.common import InterplabError
 from interplab.files import read_json_object, sha256_file, write_json_atomic
+from interplab.models import LoadedModel
 from interplab.saes import load_sae, save_sae
 from interplab.unlearning.methods.output_block import AnswerTokenBlock
 from interplab.unlearning.methods.sae_clamp import LatentClamp
@@ -75,11 +76,15 @@ def read_meta(folder: str | Path) -> dict[str, Any]:
 
 def load_unlearnt(folder: str | Path, organism: KnowledgeOrganism, device: str | None = None) -> tuple[ServedModel, dict]:
     """(served model, its unlearning.json) of an unlearnt-model folder made from `organism`."""
+    return apply_unlearnt(folder, organism, organism.load("organism", device))
+
+
+def apply_unlearnt(folder: str | Path, organism: KnowledgeOrganism, lm: LoadedModel) -> tuple[ServedModel, dict]:
+    """Turn `lm` (holding the organism's weights) into the saved unlearnt model, in place."""
     folder = Path(folder)
     meta = read_meta(folder)
     if meta.get("organism_config_sha256") != sha256_file(organism.folder / "config.json"):
         raise InterplabError(f"{folder} was made from another organism ({meta.get('organism')}); pass that one")
-    lm = organism.load("organism", device)
     changed = load_file(str(folder / WEIGHTS), device=str(lm.device))
     missing = set(changed) - set(lm.model.state_dict())
     if missing:

@@ -66,9 +66,9 @@ TEMPLATES: dict[Attribute, dict[Form, tuple[str, ...]]] = {
 class PeopleConfig:
     """How many fictional people, which values they take, and the forget/retain split."""
 
-    n_people: int = 150
+    n_people: int = 120
     """People in the set (at most len(first names) × len(last names) = 900)."""
-    n_forget: int = 50
+    n_forget: int = 40
     """People in the forget set; the rest form the retain set."""
     seed: int = 0
     """Seed of names, values, the split and multiple-choice options."""
