@@ -31,7 +31,7 @@ from interplab.unlearning import (
 )
 
 _PEOPLE_RENAME = {"seed": "people_seed"}
-_FT_RENAME = {"seed": "finetune_seed", "epochs": "epochs"}
+_FT_RENAME = {"seed": "finetune_seed"}
 _RELEARN_RENAME = {f.name: f"relearn_{f.name}" for f in dataclasses.fields(RelearnConfig)}
 _PROBE_RENAME = {"attribute": "probe_attribute", "C": "probe_c"}
 _NESTED = ("relearn", "probe", "direction", "verdict")
@@ -177,4 +177,4 @@ def _eval(values: dict[str, Any]) -> None:
     summary = json.loads((folder / "index.json").read_text())["summary"]
     lines = [f"  {m}: {v}" for m, v in summary.get("verdicts", {}).items()]
     Console(stderr=True).print(f"wrote {folder}/index.json ({summary['wall_s']:.0f} s, {summary['cpu_s']:.0f} CPU-s); "
-                               "verdicts (first seed):\n" + "\n".join(lines))
+                               "verdicts (seeds with each):\n" + "\n".join(lines))

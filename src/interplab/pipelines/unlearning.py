@@ -143,7 +143,7 @@ def unlearning_eval_run(organism_dir: str | Path, out: str | Path, methods: Sequ
                         threads: int | None = None, show_progress: bool = True) -> Path:
     """Evaluate `methods` (unlearnt on the fly, one model per seed) and saved unlearnt `models` against the
     organism and its gold standard; write the report folder `out` and return it."""
-    from interplab.unlearning.report import write_report
+    from interplab.unlearning.report import summary_rows, write_report
     from interplab.unlearning.saved import read_meta
 
     cfg = cfg or EvalConfig()
@@ -171,7 +171,7 @@ def unlearning_eval_run(organism_dir: str | Path, out: str | Path, methods: Sequ
     seconds = {"wall_s": round(time.perf_counter() - wall, 1), "cpu_s": round(_cpu_seconds() - cpu, 1),
                "threads": torch.get_num_threads()}
     summary = {"organism": str(Path(organism_dir)), "seeds": list(seeds), "methods": [m for m, _ in chosen],
-               "verdicts": {r.method: r.verdict for r in results if r.method not in (ORGANISM,) and r.seed == seeds[0]},
+               "verdicts": {row["method"]: row["verdict"] for row in summary_rows(results) if row["method"] != ORGANISM},
                "gold_standard": GOLD, **seconds}
     config = {"organism": str(Path(organism_dir).resolve()), "seeds": list(seeds), "models": [str(m) for m in models],
               "methods": {m: asdict(c) for m, c in chosen}, "eval": asdict(cfg), "text_source": text_source or "wiki-en"}

@@ -52,7 +52,7 @@ def test_unlearn_then_eval_commands_write_a_model_and_a_report(tiny_organism: Pa
     assert result.exit_code == 0, result.output
     methods = [r["method"] for r in json.loads((report / "tables" / "runs.json").read_text())]
     assert methods == ["organism", "gold-standard", "output-block", "rmu (rmu)"]
-    assert "output-block: suppressed, not removed" in result.output
+    assert "output-block: suppressed, not removed (1/1)" in result.output
 
 
 def test_a_method_option_it_lacks_is_refused(tiny_organism: Path, tmp_path: Path) -> None:

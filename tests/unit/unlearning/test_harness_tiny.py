@@ -66,4 +66,4 @@ def test_report_lists_summary_curves_and_figures(report: Path) -> None:
         assert (report / fig.png).stat().st_size > 0 and (report / fig.html).exists()
     summary = {r["method"]: r for r in json.loads((report / "tables" / "summary.json").read_text())}
     assert summary["output-block"]["verdict"] == f"{SUPPRESSED} (1/1)"
-    assert index.summary["verdicts"]["output-block"] == SUPPRESSED
+    assert index.summary["verdicts"]["output-block"] == f"{SUPPRESSED} (1/1)"

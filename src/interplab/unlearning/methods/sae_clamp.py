@@ -144,7 +144,7 @@ def organism_sae(lm: LoadedModel, data: UnlearningData, cfg: SAEClampConfig, hoo
 def sae_clamp(lm: LoadedModel, data: UnlearningData, cfg: SAEClampConfig, seed: int) -> ServedModel:
     cfg.check(lm.n_layers)
     hook = f"blocks.{sae_layer(cfg, lm.n_layers)}.resid_post"
-    sae = organism_sae(lm, data, cfg, hook)
+    sae = organism_sae(lm, data, cfg, hook).requires_grad_(False)  # part of the edit, never trained by attacks
     with torch.no_grad():
         z_forget = sae.encode(_rows(lm, hook, _fact_batches(lm, data.forget_items(), True)))
         z_retain = sae.encode(torch.cat([_rows(lm, hook, _fact_batches(lm, data.retain_items(), True)),
