@@ -63,6 +63,36 @@ def summary_rows(results: Sequence[ArmResult]) -> list[dict[str, Any]]:
     return rows
 
 
+_MD_COLUMNS = (("forget_qa_em", "forget EM"), ("forget_paraphrase_em", "forget para"), ("forget_mc", "forget MC"),
+               ("retain_qa_em", "retain EM"), ("fluency_ppl", "ppl"), ("relearn_best", "relearn"),
+               ("probe_best", "probe"), ("direction_best", "dir. removal"))
+
+
+def markdown_summary(rows: Sequence[dict[str, Any]]) -> str:
+    """The side-by-side table (rows of `summary_rows`) in Markdown: mean ± std over seeds, chance levels
+    in the header, the verdicts with how many seeds gave each."""
+    def cell(row: dict[str, Any], key: str) -> str:
+        mean, std = row.get(key), row.get(f"{key}_std")
+        if mean is None or mean != mean:
+            return "–"
+        digits = 1 if key == "fluency_ppl" else 2
+        return f"{mean:.{digits}f}" + (f" ± {std:.{digits}f}" if row.get("seeds", 1) > 1 and std == std else "")
+
+    def level(key: str) -> float | None:
+        values = [r.get(key) for r in rows if r["method"] != ORGANISM]
+        known = [v for v in values if isinstance(v, float) and v == v]
+        return statistics.fmean(known) if known else None
+
+    chance = ", ".join(f"{label} {level(key):.2f}" for key, label in (
+        ("chance", "forget set"), ("chance_held_out", "held-out people"), ("probe_chance", "probe"))
+        if level(key) is not None)
+    lines = ["| method | seeds | " + " | ".join(label for _, label in _MD_COLUMNS) + " | verdict |",
+             "| --- | --- | " + " | ".join("---" for _ in _MD_COLUMNS) + " | --- |"]
+    lines += [f"| {r['method']} | {r['seeds']} | " + " | ".join(cell(r, k) for k, _ in _MD_COLUMNS)
+              + f" | {r['verdict']} |" for r in rows]
+    return "\n".join(lines) + (f"\n\nChance (best constant answer): {chance}.\n" if chance else "\n")
+
+
 def _mean_curves(results: Sequence[ArmResult], attr: str) -> tuple[list[int], dict[str, list[float]]]:
     curves: dict[str, dict[int, list[float]]] = {}
     for r in results:

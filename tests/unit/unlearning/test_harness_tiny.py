@@ -11,6 +11,7 @@ import pytest
 from interplab.pipelines.unlearning import unlearning_eval_run
 from interplab.reports import read_index
 from interplab.unlearning import GOLD, METHODS, NOT_FORGOTTEN, ORGANISM, REMOVED, SUPPRESSED
+from interplab.unlearning.report import markdown_summary
 from unlearning_data import TINY_EVAL, TINY_METHODS
 
 
@@ -67,3 +68,11 @@ def test_report_lists_summary_curves_and_figures(report: Path) -> None:
     summary = {r["method"]: r for r in json.loads((report / "tables" / "summary.json").read_text())}
     assert summary["output-block"]["verdict"] == f"{SUPPRESSED} (1/1)"
     assert index.summary["verdicts"]["output-block"] == f"{SUPPRESSED} (1/1)"
+
+
+def test_markdown_table_has_a_row_per_method_with_its_verdict(report: Path) -> None:
+    rows = json.loads((report / "tables" / "summary.json").read_text())
+    table = markdown_summary(rows)
+    lines = {line.split(" | ")[0].lstrip("| "): line for line in table.splitlines() if line.startswith("| ")}
+    assert set(lines) >= {ORGANISM, GOLD, *METHODS}
+    assert lines["output-block"].endswith(f"| {SUPPRESSED} (1/1) |") and "Chance (best constant answer)" in table
