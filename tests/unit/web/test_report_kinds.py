@@ -1,4 +1,4 @@
-"""Every report kind the CLI writes (toy, probe study, steering sweep and compare, autointerp) renders in the
+"""Every report kind the CLI writes (toy, probe study, steering sweep and compare, autointerp, unlearning) renders in the
 web UI, and every file its index names is served (before: probe and steering pages answered HTTP 500)."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from web_data import local_client
 @pytest.fixture(scope="module")
 def reports(tmp_path_factory, tiny_model_dir, web_data):
     root = tmp_path_factory.mktemp("report_kinds")
-    folders = write_every_report_kind(root, tiny_model_dir("gpt2"))
+    folders = write_every_report_kind(root, tiny_model_dir("gpt2"), tiny_model_dir("llama", d_model=64))
     return local_client(create_app(web_data.db_path, reports_dir=root, device="cpu")), folders
 
 

@@ -1,0 +1,59 @@
+"""The full side-by-side table on SmolLM2-135M: every method, 3 seeds, default settings (slow).
+
+Builds the knowledge organism first (or reuses the finished one named by INTERPLAB_UNLEARNING_ORGANISM,
+since the build is the long part and does not depend on the table), then checks the issue's "done when":
+the fake output filter is flagged "suppressed, not removed" with forget accuracy <= 5%, >= 80% of
+held-out facts back within 20 relearning steps and probes decoding >= 90%; the gold standard stays near
+chance and is not flagged; every method has a verdict on every seed. Timings are in the report's summary
+(bench/README.md "Unlearning" holds the last ones); none is asserted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from interplab.pipelines.unlearning import build_organism_run, unlearning_eval_run
+from interplab.unlearning import GOLD, METHODS, NOT_FORGOTTEN, REMOVED, SUPPRESSED, EvalConfig, OrganismConfig
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def organism(tmp_path_factory, smollm2) -> Path:
+    given = os.environ.get("INTERPLAB_UNLEARNING_ORGANISM")
+    if given:
+        return Path(given)
+    return build_organism_run(OrganismConfig(), tmp_path_factory.mktemp("organism") / "smollm2",
+                              show_progress=False).folder
+
+
+@pytest.fixture(scope="module")
+def rows(organism: Path, tmp_path_factory) -> list[dict]:
+    report = unlearning_eval_run(organism, tmp_path_factory.mktemp("report") / "table", ["all"], [0, 1, 2],
+                                 cfg=EvalConfig(), show_progress=False)
+    return json.loads((report / "tables" / "runs.json").read_text())
+
+
+def test_fake_output_filter_is_suppressed_not_removed_on_every_seed(rows: list[dict]) -> None:
+    fake = [r for r in rows if r["method"] == "output-block"]
+    assert len(fake) == 3
+    for r in fake:
+        assert r["forget_qa_em"] <= 0.05 and r["relearn_best"] >= 0.8 and r["probe_best"] >= 0.9, r
+        assert r["verdict"] == SUPPRESSED
+
+
+def test_gold_standard_stays_near_chance_and_is_not_flagged(rows: list[dict]) -> None:
+    for r in (r for r in rows if r["method"] == GOLD):
+        assert r["relearn_best"] < r["chance_held_out"] + 0.15, r
+        assert r["verdict"] == REMOVED
+
+
+def test_every_method_has_a_verdict_on_three_seeds(rows: list[dict]) -> None:
+    for name in METHODS:
+        mine = [r for r in rows if r["method"] == name]
+        assert sorted(r["seed"] for r in mine) == [0, 1, 2]
+        assert all(r["verdict"] in (REMOVED, SUPPRESSED, NOT_FORGOTTEN) for r in mine)
