@@ -17,7 +17,6 @@ from urllib.parse import quote
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
 
-from interplab.circuits import read_graph
 from interplab.common import InterplabError
 from interplab.files import read_json_object
 from interplab.web.render import Pages
@@ -52,6 +51,8 @@ def dashboard_links(state: WebState, transcoders: str | None, n_layers: int) -> 
 
 def graph_view(state: WebState, name: str) -> dict[str, Any]:
     """What graph.html needs for report `name`, or NotFound."""
+    from interplab.circuits import read_graph  # the circuits stack (transformers) loads on a graph page, not at start
+
     report = load_report(state.reports_dir, name)
     if report is None or report.kind != GRAPH_KIND or state.reports_dir is None:
         raise NotFound(f"no attribution graph {name!r} in the reports directory")
