@@ -51,7 +51,8 @@ def dashboard_links(state: WebState, transcoders: str | None, n_layers: int) -> 
 
 def graph_view(state: WebState, name: str) -> dict[str, Any]:
     """What graph.html needs for report `name`, or NotFound."""
-    from interplab.circuits import read_graph  # the circuits stack (transformers) loads on a graph page, not at start
+    # the circuits stack (transformers) loads on the first graph page, not when the server starts
+    from interplab.circuits import read_graph
 
     report = load_report(state.reports_dir, name)
     if report is None or report.kind != GRAPH_KIND or state.reports_dir is None:
