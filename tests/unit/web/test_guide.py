@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from markupsafe import escape
 
-from interplab.reports import FigureEntry
+from interplab.reports import FigureEntry, read_index
 from interplab.web.app import create_app
 from interplab.web.guide import (
     CONCEPTS,
@@ -22,7 +22,7 @@ from interplab.web.guide import (
     report_guide,
 )
 from report_kinds import KINDS
-from web_data import local_client
+from web_data import local_client, write_tuned_lens_report
 
 WRITTEN_KINDS = (*KINDS, "tuned-lens", "dyck", "crosslingual")
 """Every kind a writer puts in index.json (report_kinds.KINDS plus the labs' and the lens's, too slow to write here)."""
@@ -111,3 +111,16 @@ def test_figure_sentence_prefers_the_writers_caption() -> None:
     fig = FigureEntry(name="f", title="t", caption=" read me ")
     assert figure_sentence("toy", fig) == "read me"
     assert figure_sentence("toy", FigureEntry(name="f", title="t")) == report_guide("toy").figures  # type: ignore[union-attr]
+
+
+def test_tuned_lens_report_captions_its_figure(tmp_path, web_data) -> None:
+    """The lens writer (not in report_kinds, which has no lens run) captions its KL figure too."""
+    folder = write_tuned_lens_report(tmp_path, web_data.model_dir)
+    index = read_index(folder)
+    assert index.kind == "tuned-lens" and index.figures
+    assert all(fig.caption and fig.caption.strip() for fig in index.figures)
+    html = local_client(create_app(web_data.db_path, reports_dir=tmp_path, device="cpu")).get(
+        f"/reports/{folder.name}").text
+    sentences = re.findall(r'<p class="plain figure-sentence">([^<]*)</p>', html)
+    assert sentences == [str(escape(fig.caption)) for fig in index.figures]
+    assert 'href="/guide#kind-tuned-lens">How to read this report</a>' in html
