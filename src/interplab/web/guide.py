@@ -59,7 +59,8 @@ CONCEPTS: tuple[Topic, ...] = (
         "the latent fired on it: darker means stronger, no colour means off. Hover a token to see the exact "
         "number.",
         "Top examples are the strongest cases only, which can mislead: the quantile samples show texts from "
-        "weaker ranges too, so you can check whether the pattern still holds when the latent fires weakly.",
+        "every range of strength, weak ones included, so you can check whether the pattern still holds when the "
+        "latent fires weakly.",
     )),
     Topic("logits", "Logit effects: promoted and suppressed tokens", (
         "When a latent is on, it nudges the model's prediction of the next token. Promoted tokens are the ones "
@@ -67,7 +68,7 @@ CONCEPTS: tuple[Topic, ...] = (
         "push on the model's raw score for that token (its \"logit\"), before any other part of the model "
         "responds.",
         "This is a direct, first-order reading: it shows what the latent writes, not everything that follows "
-        "from it.",
+        "from it; it is exact only for the model's last layer and a rough guide for earlier ones.",
     )),
     Topic("histogram", "The activation histogram", (
         "A bar chart of how often the latent takes each strength when it is on: the horizontal axis is the "
@@ -229,8 +230,9 @@ FEATURE_NOTES: dict[str, str] = {
             "one are related.",
     "top_examples": "The texts where this latent fires most strongly. Darker highlight means stronger; the number "
                     "on the left is the strongest value in the excerpt. Hover a token for its value.",
-    "quantile_examples": "Texts from weaker ranges of activation, so you can check whether the pattern of the top "
-                         "examples holds when the latent fires only a little.",
+    "quantile_examples": "Texts sampled from every range of strength, highest first; each heading is the range as a "
+                         "fraction of the strongest activation (0.00-0.25: up to a quarter of it). Check whether the "
+                         "pattern of the top examples holds when the latent fires only a little.",
 }
 """The sentence under each section of a feature page, by section."""
 
