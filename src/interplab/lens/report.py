@@ -28,7 +28,10 @@ def write_lens_report(writer: ReportWriter, layers: list[str], kl: Mapping[str, 
     writer.line_plot("kl_by_layer", list(range(len(layers))), {f"{name} lens": [float(v) for v in values]
                                                                for name, values in kl.items()},
                      f"{model}: KL to the output, held-out text",
-                     "layer (0 = embeddings, i = after block i-1)", "KL (nats)")
+                     "layer (0 = embeddings, i = after block i-1)", "KL (nats)",
+                     caption="How far each layer's early guess at the next word is from the model's final answer "
+                             "(KL divergence; 0 means the same prediction): lower is closer, and a lens whose line "
+                             "lies lower reads the layers more faithfully.")
     summary: dict[str, Any] = {"model": model, "n_layers": len(layers)}
     for name, values in kl.items():
         summary[f"mean_kl_{name}"] = float(values[:-1].mean())  # the last layer is the output itself

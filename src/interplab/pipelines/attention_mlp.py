@@ -85,9 +85,13 @@ def attention_mlp_run(out: str | Path, lm: LoadedModel, texts: Sequence[str], la
         grid[h["layer"], h["head"]], auroc[h["layer"], h["head"]] = h["mean_when_active"], h["auroc"]
     labels = ([f"L{i}" for i in range(n_layers)], [f"H{j}" for j in range(grid.shape[1])])
     writer.heatmap("contribution_when_active", grid, *labels, f"Mean direct contribution of each head to "
-                   f"{reader.name}'s pre-activation at its top {cfg.top_positions} positions", "layer", "head")
+                   f"{reader.name}'s pre-activation at its top {cfg.top_positions} positions", "layer", "head",
+                   caption="How much each attention head (column) in each layer (row) pushes this latent up where it "
+                           "fires most: bright cells are the heads that feed it; near zero means no direct part.")
     writer.heatmap("auroc", auroc, *labels, f"AUROC of each head's contribution for {reader.name}'s top positions",
-                   "layer", "head", vmin=0.0, vmax=1.0)
+                   "layer", "head", vmin=0.0, vmax=1.0,
+                   caption="How reliably each head's push tells the latent's top positions apart from the others: 1.0 "
+                           "always, 0.5 no better than chance.")
     summary_out = {**head_summary, "top_head": f"L{top['layer']}H{top['head']}",
                    "top_head_contribution": top["mean_when_active"], "top_head_auroc": top["auroc"],
                    "top_head_lookup_rate": top["lookup_rate"], "top_head_attends_to": top["attends_to"]}

@@ -61,7 +61,9 @@ def _latent_english_part(writer: ReportWriter, lm: LoadedModel) -> list[dict[str
         writer.line_plot(name, x, {f"P(target: {target})": result.p_target_L.tolist(),
                                    "P(English)": result.p_english_L.tolist()},
                          f"Logit lens on {source}->{target} translation ({result.n_prompts} words)",
-                         "layer (0 = embeddings)", "mean probability")
+                         "layer (0 = embeddings)", "mean probability",
+                         caption="Reading each layer's guess at the translated word: if the English line rises before "
+                                 "the target language's, the model passes through English on the way.")
         writer.table(name, [{"layer": label, "p_target": float(pt), "p_english": float(pe), "english_wins": float(w)}
                             for label, pt, pe, w in zip(result.layers, result.p_target_L, result.p_english_L,
                                                         result.english_wins_L, strict=True)],
@@ -75,9 +77,13 @@ def _steering_part(writer: ReportWriter, lm: LoadedModel, cfg: CrossSteeringConf
     writer.table("steering_transfer", result["rows"],
                  f"Sentiment steering at blocks.{cfg.layer}.resid_post: English vector vs in-language vector")
     writer.heatmap("vector_cosines", result["cosines"], result["names"], result["names"],
-                   "Cosine of per-language sentiment vectors", "vector", "vector", -1, 1)
+                   "Cosine of per-language sentiment vectors", "vector", "vector", -1, 1,
+                   caption="How alike the sentiment directions built in each language are: 1 the same, 0 unrelated; "
+                           "compare with the shuffled-label grid, which shows what chance looks like.")
     writer.heatmap("shuffled_vector_cosines", result["shuffled_cosines"], result["names"], result["names"],
-                   f"Cosine of shuffled-label vectors (mean of {cfg.n_shuffles})", "vector", "vector", -1, 1)
+                   f"Cosine of shuffled-label vectors (mean of {cfg.n_shuffles})", "vector", "vector", -1, 1,
+                   caption="The same vectors built from randomly relabelled examples: a control, so values here are "
+                           "what similarity looks like with no real concept behind it.")
     return result
 
 
@@ -98,7 +104,9 @@ def run_crosslingual_lab(out: str | Path, cfg: CrosslingualConfig | None = None,
     writer.table("shared_latents", rows, "SAE latents shared across en/es/fr by layer (verse-aligned Bibles)")
     writer.line_plot("shared_latents", cfg.layers, {"shared": [r["shared_fraction"] for r in rows],
                                                      "language-specific": [r["specific_fraction"] for r in rows]},
-                     "Share of alive SAE latents shared across languages, by layer", "layer", "fraction of alive latents")
+                     "Share of alive SAE latents shared across languages, by layer", "layer", "fraction of alive latents",
+                     caption="Of the SAE latents that fire at all, the share that fire on the same verses in every "
+                             "language (shared) or in one language only, per layer.")
     transfer = {r["language"]: r for r in steer["rows"]}
     summary = {
         "model": cfg.model, "n_verses": cfg.n_verses, "n_tokens": int(acts.verse_N.numel()),

@@ -69,7 +69,9 @@ def _ablation_figures(writer: ReportWriter, tables: dict[str, list[dict[str, Any
         cost = torch.tensor([[r["cost_points"] for r in rows if r["layer"] == layer] for layer in range(cfg.n_layers)])
         writer.heatmap(f"ablation_{how}", cost, [f"layer {i}" for i in range(cfg.n_layers)],
                        [f"head {h}" for h in range(cfg.n_heads)], f"Accuracy lost (points), {how} ablation of one head",
-                       "layer", "head")
+                       "layer", "head",
+                       caption="Accuracy points lost when one attention head is switched off: a single bright cell "
+                               "means one head does the work; dark cells mean the model does not need that head.")
 
 
 def _pattern_figure(writer: ReportWriter, model: DyckTransformer, layer: int, head: int) -> None:
@@ -80,7 +82,9 @@ def _pattern_figure(writer: ReportWriter, model: DyckTransformer, layer: int, he
     pattern = model.attention_patterns(example.tokens_BT, example.mask_BT)[layer][0, head, :n, :n]
     labels = [f"{i}:{t}" for i, t in enumerate(["<s>", *"(()(()))()", "</s>"])]  # unique: table columns
     writer.heatmap("identified_head_pattern", pattern.detach(), labels, labels,
-                   f"Attention of L{layer}H{head} on (()(()))() (rows: query, columns: key)", "query", "key", 0, 1)
+                   f"Attention of L{layer}H{head} on (()(()))() (rows: query, columns: key)", "query", "key", 0, 1,
+                   caption="Where the identified head looks: each row is a bracket reading the string, bright "
+                           "columns are the earlier brackets it attends to.")
 
 
 def run_dyck_lab(out: str | Path, lab: DyckLabConfig | None = None, data: DyckDataConfig | None = None,
@@ -109,7 +113,9 @@ def run_dyck_lab(out: str | Path, lab: DyckLabConfig | None = None, data: DyckDa
                  "Held-out accuracy of a depth probe per residual stream")
     writer.line_plot("depth_probes", list(range(len(probes))), {"depth probe": probes},
                      "Depth probe accuracy (0 = embeddings, i = after block i-1, last = final LayerNorm)",
-                     "residual stream", "held-out accuracy")
+                     "residual stream", "held-out accuracy",
+                     caption="How well a simple probe reads the nesting depth from each point of the model, on "
+                             "held-out strings: the layer where the line jumps is where depth gets computed.")
     tables = {how: head_ablation_table(model, test_set, how, lab.seed) for how in ABLATIONS}
     writer.table("head_ablations", [row for rows in tables.values() for row in rows],
                  "Held-out accuracy with one head ablated, and the points lost")

@@ -210,7 +210,9 @@ def _write_report(out: Path, card: OrganismCard, rows: list[dict[str, Any]]) -> 
     write_text_atomic(out / "metrics.jsonl", metrics)  # the writer starts a fresh metrics file
     losses = _losses(out)
     writer.line_plot("loss", [s for s, _ in losses], {"training loss": [v for _, v in losses]},
-                     "Fine-tuning loss", "step", "cross-entropy on the trained tokens")
+                     "Fine-tuning loss", "step", "cross-entropy on the trained tokens",
+                     caption="The training error while the hidden behaviour was planted: a falling line means the "
+                             "model learnt the training answers.")
     writer.table("heldout", rows, f"Held-out completions ({card.heldout['detector']})")
     writer.finish({"kind": card.kind, "plant": card.plant, "trigger": card.trigger, "objective": card.objective,
                    f"rate on {card.heldout['positive_set']}": card.heldout["positive_rate"],

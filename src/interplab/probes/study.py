@@ -171,6 +171,8 @@ def _write_matrix(report: ReportWriter, result, kind: str, title: str) -> None:
         f"{title}: accuracy (train row, test column)",
         vmin=0.0,
         vmax=1.0,
+        caption="Each cell: a probe trained on the row's dataset, tested on the column's; 1.0 is always right, "
+        "0.5 is a coin flip, so bright cells off the diagonal mean the concept carries over between datasets.",
     )
     report.heatmap(
         f"generalization_{kind}_auroc",
@@ -180,6 +182,8 @@ def _write_matrix(report: ReportWriter, result, kind: str, title: str) -> None:
         f"{title}: AUROC (train row, test column)",
         vmin=0.0,
         vmax=1.0,
+        caption="As the accuracy grid, scored by AUROC (how well the probe's scores rank true above false "
+        "examples, whatever the threshold): 1.0 is perfect ranking, 0.5 is chance.",
     )
     report.table(f"generalization_{kind}", matrix_rows(result, kind), f"{title}: all pairs")
     for i, name in enumerate(result.names):
@@ -203,6 +207,8 @@ def _residual_analyses(report: ReportWriter, data: dict[str, SplitData], cfg: Pr
         col_axis="dataset",
         vmin=-1.0,
         vmax=1.0,
+        caption="How alike the directions found by probes on different datasets are: 1 means the same direction, "
+        "0 unrelated, -1 opposite.",
     )
     return {"residual_in_domain_accuracy": residual.accuracy.diagonal().tolist(), "probes": probes}
 
@@ -239,7 +245,9 @@ def _sae_analyses(
     report.table("sae_k_sparse", sweep_rows, "k-sparse SAE probes: test metrics")
     ks, series = series_by(sweep_rows, "dataset", "k", "accuracy")
     report.line_plot(
-        "sae_k_sparse", ks, series, "k-sparse SAE probe accuracy", "k (latents)", "test accuracy", log_x=True
+        "sae_k_sparse", ks, series, "k-sparse SAE probe accuracy", "k (latents)", "test accuracy", log_x=True,
+        caption="Accuracy of probes allowed to read only the k most useful SAE latents: a line that is high already "
+        "at small k means a few interpretable latents carry the concept.",
     )
     report.table("probe_decoder_cosines", align_rows, "Residual probe vs SAE decoder directions")
     k = min(cfg.sae_k, sae.cfg.d_sae)
@@ -323,6 +331,8 @@ def run_probe_study(
         "Residual probe accuracy by layer",
         "layer",
         "test accuracy",
+        caption="How well a simple linear probe reads each dataset's label from each layer, on held-out examples: "
+        "higher means the layer represents the concept more plainly; 0.5 is chance for two balanced classes.",
     )
     probe_hook = _probe_hook(cfg, hooks, sae)
     step(f"generalization at {probe_hook}")

@@ -110,8 +110,11 @@ class ReportWriter:
         col_axis: str = "test",
         vmin: float | None = None,
         vmax: float | None = None,
+        *,
+        caption: str,
     ) -> None:
-        """A labelled heatmap (PNG), the same values as an HTML table and as a CSV table."""
+        """A labelled heatmap (PNG), the same values as an HTML table and as a CSV table. `caption`: one plain
+        sentence on what it shows and how to read it (shown under the figure)."""
         from interplab.reports.png_charts import heatmap_png, heatmap_table_html
 
         values = matrix.detach().cpu().double()
@@ -122,7 +125,7 @@ class ReportWriter:
         ]
         self.table(name, table_rows, title)
         self.add_figure(FigureEntry(name=name, title=title, png=f"figures/{name}.png",
-                                    html=f"figures/{name}.html"))
+                                    html=f"figures/{name}.html", caption=caption))
 
     def line_plot(
         self,
@@ -133,7 +136,8 @@ class ReportWriter:
         xlabel: str,
         ylabel: str,
         log_x: bool = False,
-        caption: str | None = None,
+        *,
+        caption: str,
     ) -> None:
         """One line per series against x (e.g. accuracy per layer, one line per dataset)."""
         from interplab.reports.png_charts import line_plot_png
@@ -149,7 +153,8 @@ class ReportWriter:
         xlabel: str,
         ylabel: str,
         diagonal: bool = False,
-        caption: str | None = None,
+        *,
+        caption: str,
     ) -> None:
         """Lines with their own x values each (ROC curves), as a PNG."""
         from interplab.reports.png_charts import curves_png
@@ -164,7 +169,8 @@ class ReportWriter:
         series: Mapping[str, Sequence[float]],
         title: str,
         ylabel: str,
-        caption: str | None = None,
+        *,
+        caption: str,
     ) -> None:
         """Grouped bars (e.g. a rate before/after an intervention), as a PNG."""
         from interplab.reports.png_charts import bars_png

@@ -25,6 +25,7 @@ def write_cosine_report(
     writer = ReportWriter(out, "Steering vector cosines", "steering-compare", overwrite=overwrite)
     writer.write_config({"vectors": [str(s) for s in sources]})
     writer.heatmap(
-        "cosines", cosines_KK, names, names, "Cosine similarity of steering vectors", "vector", "vector", -1, 1
+        "cosines", cosines_KK, names, names, "Cosine similarity of steering vectors", "vector", "vector", -1, 1,
+        caption="How alike each pair of steering vectors is: 1 means the same direction, 0 unrelated, -1 opposite.",
     )
     return writer.finish({"n_vectors": len(names)})

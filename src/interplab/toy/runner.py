@@ -132,7 +132,8 @@ def _intro(cfg: IntroConfig, out: Path, progress: Progress | None) -> Outcome:
         out,
         "intro",
         "Feature directions in 2-D (n=5, m=2)",
-        "Dense: the 2 most important features, orthogonal. Sparse: all 5 in a pentagon.",
+        "Each arrow is one of 5 known features, drawn in the model's 2 inner dimensions. With dense data the model "
+        "keeps only the 2 most important, at right angles; with sparse data it squeezes in all 5, as a pentagon.",
         plots.plot_intro(run),
         lambda p: interactive.intro_html(run, p),
     )
@@ -147,7 +148,9 @@ def _sweep(cfg: SweepConfig, out: Path, progress: Progress | None) -> Outcome:
         out,
         "sweep",
         "‖W_i‖ and superposition: linear vs ReLU (n=20, m=5)",
-        "Linear keeps the top m features; ReLU adds features in superposition as sparsity rises.",
+        "Bar length: how strongly the model represents each feature (most important on top); colour: how much it "
+        "shares dimensions with others. The linear model keeps only the top 5; the ReLU model packs in more, "
+        "sharing dimensions, as the data gets sparser.",
         plots.plot_sweep(sweep),
         lambda p: interactive.sweep_html(sweep, p),
     )
@@ -174,7 +177,9 @@ def _phase(cfg: PhaseConfig, out: Path, progress: Progress | None) -> Outcome:
         out,
         "phase",
         "Phase diagram (n=2, m=1)",
-        "Not learned / dedicated dimension / antipodal superposition, for feature 2.",
+        "What the model does with the second feature for each mix of how often it appears (across) and how much it "
+        "matters (up): ignore it, give it its own dimension, or share one dimension with the first feature "
+        "pointing the opposite way.",
         plots.plot_phase(diag),
         lambda p: interactive.phase_html(diag, p),
     )
@@ -188,7 +193,9 @@ def _dimensionality(cfg: DimensionalityConfig, out: Path, progress: Progress | N
         out,
         "dimensionality",
         "Dimensions per feature (uniform importance, n=200, m=20)",
-        "D* = m/‖W‖²_F sticks at 1/2 over a range of sparsities; D_i cluster at 3/4, 2/3, 1/2, 2/5, 3/8.",
+        "How many inner dimensions each feature gets as the data gets sparser (rightwards): left, the average "
+        "(D* = m/‖W‖²_F), which stays at 1/2 for a while; right, each feature (D_i), which clusters at simple "
+        "fractions such as 3/4, 2/3, 1/2, 2/5 and 3/8 (geometric shapes).",
         plots.plot_dimensionality(run),
         lambda p: interactive.dimensionality_html(run, p),
     )
@@ -208,7 +215,8 @@ def _wtw_figure(out: Path, run: SparsityRun) -> FigureEntry:
     return FigureEntry(
         name="sweep_wtw",
         title="WᵀW and b of the ReLU model (n=20, m=5)",
-        caption="Off-diagonal blocks show which features share dimensions (interfere).",
+        caption="A grid of feature against feature: coloured cells off the diagonal mark pairs of features that "
+                "share dimensions and so interfere (red: same direction, blue: opposite).",
         png="sweep_wtw.png",
     )
 

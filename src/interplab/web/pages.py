@@ -1,4 +1,5 @@
-"""Server-rendered HTML pages: SAE list, latent list, feature page, search, live inference, steering, reports.
+"""Server-rendered HTML pages: SAE list, latent list, feature page, search, live inference, steering, reports, and
+the plain-language guide (/guide).
 
 Live inference and steering run the model only for a POST (the forms, web/forms.py); a GET fills the form in.
 """
@@ -16,6 +17,7 @@ from pydantic import ValidationError
 
 from interplab.web.api import live_response, steer_response
 from interplab.web.forms import LiveForm, SteerForm, form_body, parse_form
+from interplab.web.guide import CONCEPTS, REPORT_KINDS
 from interplab.web.render import Pages
 from interplab.web.reports import (
     SERVED_SUFFIXES,
@@ -138,13 +140,18 @@ def _steer_page(state: WebState, pages: Pages, fields: SteerForm, run: bool) -> 
 
 
 def page_router(state: WebState, pages: Pages) -> APIRouter:
-    """/, /sae/{id}, /sae/{id}/feature/{idx}, /search, /live and /steer."""
+    """/, /guide, /sae/{id}, /sae/{id}/feature/{idx}, /search, /live and /steer."""
     router = APIRouter(include_in_schema=False, default_response_class=HTMLResponse)
 
     @router.get("/")
     def index() -> HTMLResponse:
         saes = [state.sae_out(r) for r in state.db.list_saes()]
         return pages.render("index.html", saes=saes, reports=find_reports(state.reports_dir))
+
+    @router.get("/guide")
+    def guide_page() -> HTMLResponse:
+        """"What am I looking at?": every concept and report kind in plain language (text: web/guide.py)."""
+        return pages.render("guide.html", concepts=CONCEPTS, kinds=REPORT_KINDS)
 
     @router.get("/sae/{sae_id}")
     def sae_page(sae_id: int, order: Literal["idx", "frequency", "max_act"] = "idx",

@@ -15,6 +15,8 @@ from typing import Any
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
+from interplab.web.guide import FEATURE_NOTES, figure_sentence, report_guide
+
 TEMPLATES = Path(__file__).parent / "templates"
 STATIC = Path(__file__).parent / "static"
 
@@ -118,6 +120,9 @@ def make_environment() -> Environment:
     env.globals["shade"] = shade
     env.globals["token_cells"] = token_cells
     env.globals["histogram_bars"] = histogram_bars
+    env.globals["notes"] = FEATURE_NOTES  # plain-language sentences (web/guide.py)
+    env.globals["figure_sentence"] = figure_sentence
+    env.globals["report_guide"] = report_guide
     return env
 
 

@@ -17,13 +17,15 @@ def test_report_folder_has_index_tables_and_figures(tmp_path):
     report = ReportWriter(tmp_path / "rep", "test report", "test")
     report.write_config({"model": "x", "nan": float("nan")})
     report.table("t", [{"a": 1, "b": float("nan")}], "a table")
-    report.heatmap("h", torch.tensor([[1.0, 0.5], [0.25, 0.0]]), ["r1", "r2"], ["c1", "c2"], "a heatmap")
-    report.line_plot("l", [0, 1], {"s": [0.5, 0.7]}, "a plot", "layer", "acc")
+    report.heatmap("h", torch.tensor([[1.0, 0.5], [0.25, 0.0]]), ["r1", "r2"], ["c1", "c2"], "a heatmap",
+                   caption="darker cells hold larger values")
+    report.line_plot("l", [0, 1], {"s": [0.5, 0.7]}, "a plot", "layer", "acc", caption="higher is better")
     report.log_metric(name="x", value=1.0)
     index = json.loads(report.finish({"best": 1, "worst": float("inf")}).read_text())
     assert index["kind"] == "test" and index["summary"] == {"best": 1, "worst": None}
     assert [t["name"] for t in index["tables"]] == ["t", "h"]
     assert [f["name"] for f in index["figures"]] == ["h", "l"]
+    assert [f["caption"] for f in index["figures"]] == ["darker cells hold larger values", "higher is better"]
     for entry in index["figures"] + index["tables"]:
         for key in ("png", "html", "csv", "json"):
             if entry.get(key):
