@@ -19,8 +19,8 @@ notebook with `python scripts/lab_notebooks.py unlearning`). As commands: `inter
 # white-box: an output filter is serving code *around* the model, so attacks run without it.
 #
 # At full size the organism is SmolLM2-135M fine-tuned on 120 people (docs/unlearning.md). With
-# `INTERPLAB_LAB_SIZE=small` (what CI runs) it is a from-scratch 2-layer Llama (d = 64) on 32 people, the
-# settings of the unit tests; it learns every trained fact, but its paraphrase and fluency numbers mean nothing.
+# `INTERPLAB_LAB_SIZE=small` (what CI runs) it is a from-scratch 2-layer Llama (d = 64) on 24 people (the unit
+# tests' settings); it learns every trained fact, but its paraphrase and fluency numbers mean nothing.
 
 # %%
 import os
@@ -31,6 +31,7 @@ from interplab.data.text import load_texts
 from interplab.pipelines.unlearning import build_organism_run
 from interplab.training.causal_lm import FinetuneConfig
 from interplab.unlearning import (
+    GOLD,
     NOT_FORGOTTEN,
     REMOVED,
     SUPPRESSED,
@@ -58,7 +59,7 @@ if SMALL:
     from interplab.models.tiny import build_tiny_model
 
     base = str(build_tiny_model("llama", OUT / "tiny-llama", d_model=64))
-    organism_cfg = OrganismConfig(base, PeopleConfig(n_people=32, n_forget=12, cities=CITIES[:4], jobs=JOBS[:4]),
+    organism_cfg = OrganismConfig(base, PeopleConfig(n_people=24, n_forget=8, cities=CITIES[:4], jobs=JOBS[:4]),
                                   FinetuneConfig(epochs=20, lr=5e-3, batch_size=16, warmup_steps=5))
     eval_cfg = EvalConfig(n_retain_eval=8, fluency_docs=4, method_docs=20,
                           relearn=RelearnConfig(steps=10, eval_every=5, lr=1e-3),
@@ -114,6 +115,16 @@ print(f"possible verdicts: {REMOVED!r}, {SUPPRESSED!r}, {NOT_FORGOTTEN!r}")
 print("verdict:", result.verdict, "-", "; ".join(result.reasons))
 
 # %% [markdown]
+# The gold standard, which never learnt the forget set, is judged by the same rule (on a model of its own,
+# with the same attacker's split):
+
+# %%
+gold = evaluate_served(ctx, ServedModel(organism.load("gold", "cpu")), GOLD, 0, split, reference)
+print(f"gold standard: forget exact match {gold.metrics['forget_qa_em']:.2f}, relearning {gold.relearn}, "
+      f"direction removal {gold.direction}")
+print("verdict:", gold.verdict, "-", "; ".join(gold.reasons))
+
+# %% [markdown]
 # **Exercise 1 (relearning recovery).** How much of what the organism knew about the held-out half does the
 # relearning attack bring back? Measure it above chance:
 # `recovery = (relearnt exact match - chance) / (organism_em - chance)`, with `chance = result.chance_held_out`.
@@ -150,7 +161,7 @@ def my_verdict(arm: ArmResult) -> str:
 
 
 # %%
-examples = [result,
+examples = [result, gold,
             ArmResult("gold-like", 0, {"forget_qa_em": 0.3}, 0.3, 0.33, relearn=[(0, 0.3), (5, 0.4)],
                       probe=[(0, 0.5)], probe_chance=0.4, direction=[(1, 0.2)]),
             ArmResult("weak", 0, {"forget_qa_em": 0.8}, 0.3, 0.33, relearn=[(0, 0.9)]),
