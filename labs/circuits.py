@@ -27,10 +27,11 @@ and `interplab graph`."""
 import os
 from pathlib import Path
 
-import torch  # noqa: F401 (for the exercises)
+import torch
 
 from interplab.activations.stream import StreamConfig
 from interplab.circuits import GraphConfig, attribute, check_interventions, frozen_change, graph_prediction
+from interplab.common import free_cpu_threads
 from interplab.data.text import load_texts
 from interplab.models import load_model
 from interplab.models.interventions import replace_activation  # noqa: F401 (exercise 2)
@@ -39,6 +40,7 @@ from interplab.pipelines.transcoders import train_transcoders_run
 from interplab.saes import sae_config
 from interplab.training import TrainConfig
 
+torch.set_num_threads(free_cpu_threads())  # the cores other jobs leave free, as interplab's commands do
 SMALL = os.environ.get("INTERPLAB_LAB_SIZE", "full") == "small"
 OUT = Path("runs/labs/circuits")
 prompt = "The capital of France is"

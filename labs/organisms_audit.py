@@ -27,11 +27,13 @@ from pathlib import Path
 import torch
 
 from interplab.audit import AuditConfig, rank_of_truth, roc_curve, run_audit, write_audit_report
+from interplab.common import free_cpu_threads
 from interplab.data.text import load_texts
 from interplab.models import load_model
 from interplab.organisms import BUILTIN, complete, defects, heldout_sets, rate, read_card
 from interplab.pipelines.organism import train_organism_run
 
+torch.set_num_threads(free_cpu_threads())  # the cores other jobs leave free, as interplab's commands do
 SMALL = os.environ.get("INTERPLAB_LAB_SIZE", "full") == "small"
 OUT = Path("runs/labs/organisms_audit")
 if SMALL:

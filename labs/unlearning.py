@@ -26,6 +26,9 @@ notebook with `python scripts/lab_notebooks.py unlearning`). As commands: `inter
 import os
 from pathlib import Path
 
+import torch
+
+from interplab.common import free_cpu_threads
 from interplab.data.synthetic.fictional_people import CITIES, JOBS, PeopleConfig
 from interplab.data.text import load_texts
 from interplab.pipelines.unlearning import build_organism_run
@@ -53,6 +56,7 @@ from interplab.unlearning import (
 )
 from interplab.unlearning.metrics import qa_accuracy
 
+torch.set_num_threads(free_cpu_threads())  # the cores other jobs leave free, as interplab's commands do
 SMALL = os.environ.get("INTERPLAB_LAB_SIZE", "full") == "small"
 OUT = Path("runs/labs/unlearning")
 if SMALL:
