@@ -25,7 +25,8 @@ def _builder():
 
 
 labs = _builder()
-FAST = ["dyck", "logit_lens", "probes_answerability", "sae_smollm2", "steering_autointerp", "toy_models"]
+FAST = ["circuits", "dyck", "logit_lens", "organisms_audit", "probes_answerability", "sae_smollm2", "steering_autointerp",
+        "toy_models", "unlearning"]
 SLOW = ["crosslingual"]
 
 
