@@ -16,7 +16,6 @@ any position and held-out batches are just large indices.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -24,6 +23,7 @@ import torch
 from torch import Tensor
 
 from interplab.common import InterplabError
+from interplab.data.synthetic.toy_features import SyntheticStream
 
 _BATCH_STREAM = 2_000_003
 
@@ -75,8 +75,12 @@ class HierarchyConfig:
             raise InterplabError("d and batch_size must be >= 1")
 
 
-class HierarchySource:
+class HierarchySource(SyntheticStream):
     """A resumable stream of batches [batch_size, d] from a feature hierarchy, with ground truth."""
+
+    batch_stream = _BATCH_STREAM
+    mismatch_message = ("checkpoint was written for a different hierarchy stream; resume with the same "
+                        "settings or start a new run folder")
 
     def __init__(self, cfg: HierarchyConfig):
         cfg.check()
@@ -114,30 +118,3 @@ class HierarchySource:
         mags_NF = cfg.magnitude_min + (1 - cfg.magnitude_min) * (1 - torch.rand(n, cfg.n_features, generator=gen))
         coeffs_NF = mags_NF * fires_NF
         return coeffs_NF @ self.features_FD, coeffs_NF
-
-    def batch_with_truth(self, index: int) -> tuple[Tensor, Tensor]:
-        """Batch number `index` as (activations [B, d], coefficients [B, n_features]); deterministic."""
-        if index < 0:
-            raise InterplabError(f"batch index must be >= 0, got {index}")
-        gen = torch.Generator().manual_seed(self.cfg.seed * 7919 + _BATCH_STREAM + index)
-        return self.sample(gen, self.cfg.batch_size)
-
-    def batch(self, index: int) -> Tensor:
-        return self.batch_with_truth(index)[0]
-
-    def __iter__(self) -> Iterator[Tensor]:
-        return self
-
-    def __next__(self) -> Tensor:
-        x_BD = self.batch(self.position)
-        self.position += 1
-        return x_BD
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"position": self.position, "config": self.cfg.to_dict()}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        if state.get("config") not in (None, self.cfg.to_dict()):
-            raise InterplabError("checkpoint was written for a different hierarchy stream; resume with the same "
-                                 "settings or start a new run folder")
-        self.position = int(state["position"])

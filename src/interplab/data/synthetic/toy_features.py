@@ -88,11 +88,63 @@ def firing_probabilities(n_features: int, mean_active: float, decay_ratio: float
     return probs_F
 
 
-class ToyFeatureSource:
+class SyntheticStream:
+    """The stream protocol the synthetic sources share: batch `index` is drawn from a generator seeded by
+    (config seed, the source's `batch_stream`, index), so any batch can be recomputed; iteration goes on
+    from `position`, which `state_dict` saves (JSON-safe, with the config so a different stream is refused).
+    A source sets `cfg` (with `seed`, `batch_size`, `to_dict`), `position`, `sample` and the two class
+    attributes below."""
+
+    batch_stream: int
+    """Offset that keeps this source's batch seeds apart from other sources'."""
+    mismatch_message: str
+    """The one-line error when a checkpoint of a different stream is loaded."""
+    cfg: Any
+    position: int
+
+    def sample(self, gen: torch.Generator, n: int) -> tuple[Tensor, Tensor]:
+        raise NotImplementedError
+
+    def batch_with_truth(self, index: int) -> tuple[Tensor, Tensor]:
+        """Batch number `index` as (activations [B, d], coefficients [B, n_features]); deterministic."""
+        if index < 0:
+            raise InterplabError(f"batch index must be >= 0, got {index}")
+        gen = torch.Generator().manual_seed(self.cfg.seed * 7919 + self.batch_stream + index)
+        return self.sample(gen, self.cfg.batch_size)
+
+    def batch(self, index: int) -> Tensor:
+        """Batch number `index` [batch_size, d]; the same for the same (config, index)."""
+        return self.batch_with_truth(index)[0]
+
+    def __iter__(self) -> Iterator[Tensor]:
+        return self
+
+    def __next__(self) -> Tensor:
+        x_BD = self.batch(self.position)
+        self.position += 1
+        return x_BD
+
+    def state_dict(self) -> dict[str, Any]:
+        """JSON-safe stream position (plus the config, to refuse resuming a different stream)."""
+        return {"position": self.position, "config": self.cfg.to_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from a position saved by `state_dict`."""
+        saved = state.get("config")
+        if saved is not None and saved != self.cfg.to_dict():
+            raise InterplabError(self.mismatch_message)
+        self.position = int(state["position"])
+
+
+class ToyFeatureSource(SyntheticStream):
     """A resumable stream of synthetic activation batches [batch_size, d] with ground truth attached.
 
     Iterate it for training (`next(source)`), or call `batch(i)` for any batch index directly.
     """
+
+    batch_stream = _BATCH_STREAM
+    mismatch_message = ("checkpoint was written for a different synthetic stream; resume with the same "
+                        "--synthetic settings or start a new run folder")
 
     def __init__(self, cfg: ToyFeatureConfig):
         cfg.check()
@@ -133,34 +185,3 @@ class ToyFeatureSource:
         mags_NF = cfg.magnitude_min + (1 - cfg.magnitude_min) * (1 - torch.rand(n, cfg.n_features, generator=gen))
         coeffs_NF = mags_NF * fires_NF
         return coeffs_NF @ self.features_FD, coeffs_NF
-
-    def batch_with_truth(self, index: int) -> tuple[Tensor, Tensor]:
-        """Batch number `index` as (activations [B, d], coefficients [B, n_features]); deterministic."""
-        if index < 0:
-            raise InterplabError(f"batch index must be >= 0, got {index}")
-        gen = torch.Generator().manual_seed(self.cfg.seed * 7919 + _BATCH_STREAM + index)
-        return self.sample(gen, self.cfg.batch_size)
-
-    def batch(self, index: int) -> Tensor:
-        """Batch number `index` [batch_size, d]; the same for the same (config, index)."""
-        return self.batch_with_truth(index)[0]
-
-    def __iter__(self) -> Iterator[Tensor]:
-        return self
-
-    def __next__(self) -> Tensor:
-        x_BD = self.batch(self.position)
-        self.position += 1
-        return x_BD
-
-    def state_dict(self) -> dict[str, Any]:
-        """JSON-safe stream position (plus the config, to refuse resuming a different stream)."""
-        return {"position": self.position, "config": self.cfg.to_dict()}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Continue from a position saved by `state_dict`."""
-        saved = state.get("config")
-        if saved is not None and saved != self.cfg.to_dict():
-            raise InterplabError("checkpoint was written for a different synthetic stream; resume with the same "
-                                 "--synthetic settings or start a new run folder")
-        self.position = int(state["position"])
