@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import tempfile
 import time
@@ -27,21 +26,10 @@ from pathlib import Path
 
 import torch
 
+from timing import cpu_seconds, peak_rss_mib
+
 DEFAULT_PEERS_PYTHON = "/work/ct-venv/bin/python"
 
-
-def _cpu() -> float:
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
-
-
-def _peak_rss_mib() -> float:
-    """This process's peak RSS (VmHWM: reset at exec, unlike ru_maxrss, which a child started from a big
-    parent inherits)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _export(tcs: list, lm, folder: Path) -> Path:
@@ -91,11 +79,11 @@ def circuit_tracer_worker(args: argparse.Namespace) -> None:
     model = ReplacementModel.from_pretrained_and_transcoders(str(folder / "model"), ts, backend="nnsight",
                                                              device=torch.device("cpu"), dtype=torch.float32)
     ids = torch.tensor(json.loads(args.ids))
-    t0, c0 = time.perf_counter(), _cpu()
+    t0, c0 = time.perf_counter(), cpu_seconds()
     graph = attribute(ids, model, attribution_targets=torch.tensor([args.target]), max_feature_nodes=args.max_feature_nodes,
                       batch_size=args.batch_size)
-    out = {"wall": time.perf_counter() - t0, "cpu": _cpu() - c0,
-           "rss_mib": _peak_rss_mib(),
+    out = {"wall": time.perf_counter() - t0, "cpu": cpu_seconds() - c0,
+           "rss_mib": peak_rss_mib(),
            "active_features": int(graph.active_features.shape[0]), "rows": int(graph.adjacency_matrix.shape[0])}
     Path(args.result).write_text(json.dumps(out))
 
@@ -154,13 +142,13 @@ def main() -> None:
     text = load_texts("wiki-en")[0]
     ids = lm.tokenizer(text, return_tensors="pt")["input_ids"][:, : args.tokens]
     cfg = GraphConfig(max_feature_nodes=args.max_feature_nodes, batch_size=args.batch_size)
-    t0, c0 = time.perf_counter(), _cpu()
+    t0, c0 = time.perf_counter(), cpu_seconds()
     g = attribute(lm.model, lm.tokenizer, tcs, ids, cfg)
-    ours_wall, ours_cpu = time.perf_counter() - t0, _cpu() - c0
-    rss_ours = _peak_rss_mib()
+    ours_wall, ours_cpu = time.perf_counter() - t0, cpu_seconds() - c0
+    rss_ours = peak_rss_mib()
     n_rows = g.rows.shape[0]
     # baseline: the same kind of row, one target per backward pass
-    t0, c0 = time.perf_counter(), _cpu()
+    t0, c0 = time.perf_counter(), cpu_seconds()
     rec = record(lm.model, tcs, ids)
     b = _Builder(lm.model, tcs, rec, GraphConfig(batch_size=1))
     setup = time.perf_counter() - t0
@@ -169,7 +157,7 @@ def main() -> None:
         b.rows([int(col)], [])
     per_row = (time.perf_counter() - t1) / args.baseline_rows
     base_wall = setup + per_row * n_rows
-    base_cpu = (_cpu() - c0) * base_wall / max(time.perf_counter() - t0, 1e-9)
+    base_cpu = (cpu_seconds() - c0) * base_wall / max(time.perf_counter() - t0, 1e-9)
     peer = None if args.no_circuit_tracer else _circuit_tracer_row(args, tcs, lm, ids, g.logit_tokens[0])
     load = os.getloadavg()
     print(f"SmolLM2-135M, {ids.shape[1]} tokens, 30 layers, {g.n_features} active features, {n_rows} rows "

@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -34,21 +33,10 @@ from pathlib import Path
 
 import torch
 
+from timing import cpu_seconds, peak_rss_mib
+
 DEFAULT_PEERS_PYTHON = "/work/ct-venv/bin/python"
 
-
-def _cpu() -> float:
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
-
-
-def _peak_rss_mib() -> float:
-    """This process's peak RSS (VmHWM: reset at exec, unlike ru_maxrss, which a child started from a big
-    parent inherits)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def build_pairs(path: Path, layer: int, pool: int, held_out: int, threads: int) -> float:
@@ -99,13 +87,13 @@ def worker_interplab(data: dict[str, torch.Tensor], args: argparse.Namespace) ->
 
     def on_step(step: int, _: dict[str, float]) -> None:
         if step == args.warmup:
-            marks["t"], marks["c"] = time.perf_counter(), _cpu()
+            marks["t"], marks["c"] = time.perf_counter(), cpu_seconds()
 
     total = args.warmup + args.steps
     cfg = TrainConfig(total_steps=total, lr=args.lr, b_dec_init="mean", log_every=total, threads=args.threads,
                       seed=args.seed)
     fit(tc, _batches(data["x"], data["y"], args.batch_size, total), cfg, on_step=on_step)
-    wall, cpu = time.perf_counter() - marks["t"], _cpu() - marks["c"]
+    wall, cpu = time.perf_counter() - marks["t"], cpu_seconds() - marks["c"]
     with torch.no_grad():
         fvu = _fvu(data["ey"], tc(data["ex"]).x_hat)
     return {"wall": wall, "cpu": cpu, "fvu": fvu}
@@ -122,7 +110,7 @@ def worker_sparsify(data: dict[str, torch.Tensor], args: argparse.Namespace) -> 
     t = c = 0.0
     for step, (x, y) in enumerate(_batches(data["x"], data["y"], args.batch_size, args.warmup + args.steps)):
         if step == args.warmup:
-            t, c = time.perf_counter(), _cpu()
+            t, c = time.perf_counter(), cpu_seconds()
         if step == 0:  # as sparsify.Trainer on its first step for transcoders
             sae.encoder.bias.data = -x.mean(0) @ sae.encoder.weight.data.T
             sae.b_dec.data = y.mean(0)
@@ -130,7 +118,7 @@ def worker_sparsify(data: dict[str, torch.Tensor], args: argparse.Namespace) -> 
         out.fvu.backward()
         opt.step()
         opt.zero_grad()
-    wall, cpu = time.perf_counter() - t, _cpu() - c
+    wall, cpu = time.perf_counter() - t, cpu_seconds() - c
     with torch.no_grad():
         fvu = _fvu(data["ey"], sae(data["ex"]).sae_out)
     return {"wall": wall, "cpu": cpu, "fvu": fvu}
@@ -141,7 +129,7 @@ def run_worker(args: argparse.Namespace) -> None:
 
     data = load_file(args.data)
     result = (worker_sparsify if args.worker == "sparsify" else worker_interplab)(data, args)
-    result["rss_mib"] = _peak_rss_mib()
+    result["rss_mib"] = peak_rss_mib()
     Path(args.result).write_text(json.dumps(result))
 
 
