@@ -10,6 +10,7 @@ Latent fire counts are summed over ranks so the dead-latent mask is identical ev
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterable
 from typing import NamedTuple
 
@@ -62,8 +63,15 @@ def init_from_env(backend: str | None = None) -> DistInfo:
 
 
 def shutdown() -> None:
-    """Leave the process group (if any)."""
+    """Leave the process group (if any); call it from a `finally` block.
+
+    On a normal exit every rank first waits at a barrier, so no rank tears gloo down while a peer is
+    still talking to it (that race aborted a rank with "terminate called without an active exception").
+    While an exception is propagating, the barrier is skipped: the peers may never reach it.
+    """
     if dist.is_available() and dist.is_initialized():
+        if sys.exc_info()[0] is None:
+            dist.barrier()
         dist.destroy_process_group()
 
 
