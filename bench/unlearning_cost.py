@@ -101,6 +101,7 @@ def main() -> None:
     parser.add_argument("--people", type=int, default=120)
     parser.add_argument("--forget", type=int, default=40)
     parser.add_argument("--methods", default="all", help="methods whose unlearning step is timed (all, none, a,b)")
+    parser.add_argument("--methods-only", action="store_true", help="time the unlearning steps only")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--json", type=Path, help="write the rows here")
     args = parser.parse_args()
@@ -119,8 +120,9 @@ def main() -> None:
     with timed("reference activations (once per seed)"):
         reference = reference_acts(ctx, split)
     served = ServedModel(ctx.lm)
-    time_metrics(served, ctx, "")
-    time_attacks(served, ctx, split, reference, 0)
+    if not args.methods_only:
+        time_metrics(served, ctx, "")
+        time_attacks(served, ctx, split, reference, 0)
     names = [] if args.methods == "none" else list(METHODS) if args.methods == "all" else args.methods.split(",")
     for name in names:
         restore(ctx.lm, ctx.organism_weights)

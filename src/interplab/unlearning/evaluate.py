@@ -204,7 +204,8 @@ def evaluate_served(ctx: Context, served: ServedModel, method: str, seed: int, s
     result.probe_choice, result.probe_validation, result.probe_accuracy = probe.choice, probe.validation, probe.accuracy
     if attacks:
         layers = removal_layers(cfg.direction, ctx.lm.n_layers)
-        result.direction = direction_removal(served, reference or {}, split.train, split.held_out, people_cfg, layers)
+        result.direction = direction_removal(served, reference or {}, split.train, split.held_out, people_cfg, layers,
+                                             cfg.direction.forms)
         result.relearn = relearning_curve(served, split.train, split.held_out, people_cfg, cfg.relearn, seed)
         result.verdict, result.reasons = judge(result.evidence(), cfg.verdict)
     wall, cpu = clock.read()
@@ -243,7 +244,8 @@ def reference_acts(ctx: Context, split: AttackSplit) -> dict[int, Tensor]:
     """The organism's activations on the attacker's items (weights must be the organism's)."""
     restore(ctx.lm, ctx.organism_weights)
     layers = removal_layers(ctx.cfg.direction, ctx.lm.n_layers)
-    return token_acts(ServedModel(ctx.lm), attack_items(split.train, ctx.organism.cfg.people), layers)
+    its = attack_items(split.train, ctx.organism.cfg.people, ctx.cfg.direction.forms)
+    return token_acts(ServedModel(ctx.lm), its, layers)
 
 
 def evaluate_methods(ctx: Context, methods: list[tuple[str, Any]], seeds: list[int],

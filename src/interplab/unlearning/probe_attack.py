@@ -135,14 +135,14 @@ def position_acts(served: ServedModel, its: list[Item], layers: list[int], posit
 def fit_softmax_probe(x_ND: Tensor, y_N: Tensor, n_classes: int, C: float, max_iter: int = 100):
     """Multinomial logistic regression on z-scored features: minimises mean cross-entropy + ||W||² / (2 C n)
     (scikit-learn's multinomial objective divided by C n). Returns logits(x) -> [n, classes]."""
-    x_ND = x_ND.double()
+    x_ND = x_ND.float()  # float32: only the arg-max of the logits is read, and it settles early
     mean_D, std_D = x_ND.mean(0), x_ND.std(0, correction=0)
     std_D = torch.where(std_D > 1e-8, std_D, torch.ones_like(std_D))
     z_ND = (x_ND - mean_D) / std_D
-    W_DK = torch.zeros(x_ND.shape[1], n_classes, dtype=torch.float64, requires_grad=True)
-    b_K = torch.zeros(n_classes, dtype=torch.float64, requires_grad=True)
-    opt = torch.optim.LBFGS([W_DK, b_K], lr=1.0, max_iter=max_iter, tolerance_grad=1e-5, history_size=20,
-                            line_search_fn="strong_wolfe")
+    W_DK = torch.zeros(x_ND.shape[1], n_classes, requires_grad=True)
+    b_K = torch.zeros(n_classes, requires_grad=True)
+    opt = torch.optim.LBFGS([W_DK, b_K], lr=1.0, max_iter=max_iter, tolerance_grad=1e-4, tolerance_change=1e-9,
+                            history_size=20, line_search_fn="strong_wolfe")
     penalty = 1.0 / (2.0 * C * len(x_ND))
 
     def closure() -> Tensor:
@@ -154,7 +154,7 @@ def fit_softmax_probe(x_ND: Tensor, y_N: Tensor, n_classes: int, C: float, max_i
     with torch.enable_grad():
         opt.step(closure)
     W, b = W_DK.detach(), b_K.detach()
-    return lambda x: ((x.double() - mean_D) / std_D) @ W + b
+    return lambda x: ((x.float() - mean_D) / std_D) @ W + b
 
 
 def _prompts(people: list[Person], attribute: Attribute, cfg: PeopleConfig) -> list[Item]:
@@ -223,4 +223,4 @@ def probe_attack(features: ProbeFeatures, retain: list[Person], train: list[Pers
 
 
 def _accuracy(logits_NK: Tensor, y_N: Tensor) -> float:
-    return float((logits_NK.argmax(1) == y_N).double().mean())
+    return float((logits_NK.argmax(1) == y_N).float().mean())
