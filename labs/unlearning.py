@@ -105,8 +105,9 @@ print(f"held-out forget facts, exact match: organism {organism_em:.2f}, "
 # ## 3. Metrics as served, the attacks and the verdict
 #
 # `evaluate_served` measures forget/retain accuracy and fluency *as served* (with the filter), then attacks
-# the model: probes for the city per layer, removal of one direction, and relearning (fine-tune on the
-# known half for a few steps, score the held-out half every few steps; it runs last, as it changes the weights).
+# the model: probes for the city (positions and layers, one chosen on validation people), removal of one
+# direction, and relearning (fine-tune on the known half for a few steps, score the held-out half every few
+# steps; it runs last, as it changes the weights).
 
 # %%
 result = evaluate_served(ctx, served, "output-block", 0, split, reference)
@@ -114,6 +115,7 @@ print({k: round(v, 3) for k, v in result.metrics.items()})
 print(f"chance: forget set {result.chance:.2f}, held-out half {result.chance_held_out:.2f}")
 print("relearning (step, held-out exact match):", result.relearn)
 print("probes (layer, accuracy):", result.probe, "chance", result.probe_chance)
+print(f"chosen probe {result.probe_choice}: validation {result.probe_validation:.2f}, held out {result.probe_accuracy:.2f}")
 print("direction removal (layer, exact match):", result.direction)
 print(f"possible verdicts: {REMOVED!r}, {SUPPRESSED!r}, {NOT_FORGOTTEN!r}")
 print("verdict:", result.verdict, "-", "; ".join(result.reasons))
@@ -156,8 +158,9 @@ print(f"recovery {recovery:.2f}, already {recovery_at_step_0:.2f} at step 0")
 # `NOT_FORGOTTEN` from an `ArmResult`, with the margins of `VerdictConfig()` (`margin`, `probe_margin`):
 # *not forgotten* if `arm.metrics["forget_qa_em"]` exceeds `arm.chance + margin`; otherwise *suppressed*
 # if the best relearning or direction-removal exact match reaches `arm.chance_held_out + margin`, or the
-# best probe accuracy reaches `arm.probe_chance + probe_margin`; otherwise *removed*. (An attack not run
-# has an empty list.)
+# probe's held-out accuracy reaches `arm.probe_chance + probe_margin` (`arm.probe_accuracy`: the probe
+# chosen on validation people; when it is None, the best of `arm.probe`); otherwise *removed*. (An attack
+# not run has an empty list.)
 
 # %% tags=["exercise:verdict"]
 def my_verdict(arm: ArmResult) -> str:

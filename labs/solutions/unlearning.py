@@ -16,5 +16,6 @@ def my_verdict(arm: ArmResult) -> str:
     bar = arm.chance_held_out + cfg.margin
     relearnt = any(a >= bar for _, a in arm.relearn)
     removed_direction = any(a >= bar for _, a in arm.direction)
-    probed = arm.probe_chance is not None and any(a >= arm.probe_chance + cfg.probe_margin for _, a in arm.probe)
+    probe = arm.probe_accuracy if arm.probe_accuracy is not None else max((a for _, a in arm.probe), default=None)
+    probed = arm.probe_chance is not None and probe is not None and probe >= arm.probe_chance + cfg.probe_margin
     return SUPPRESSED if relearnt or removed_direction or probed else REMOVED

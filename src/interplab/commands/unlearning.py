@@ -33,7 +33,7 @@ from interplab.unlearning import (
 _PEOPLE_RENAME = {"seed": "people_seed"}
 _FT_RENAME = {"seed": "finetune_seed"}
 _RELEARN_RENAME = {f.name: f"relearn_{f.name}" for f in dataclasses.fields(RelearnConfig)}
-_PROBE_RENAME = {"attribute": "probe_attribute", "C": "probe_c"}
+_PROBE_RENAME = {"attribute": "probe_attribute", "C": "probe_c", "concat": "probe_concat"}
 _NESTED = ("relearn", "probe", "direction", "verdict")
 
 
@@ -90,8 +90,10 @@ def register(app: typer.Typer) -> None:
                Path | None, "Evaluation"),
         *dataclass_options(EvalConfig, "Evaluation", exclude=_NESTED),
         *dataclass_options(RelearnConfig, "Relearning attack", rename=_RELEARN_RENAME),
-        *dataclass_options(ProbeAttackConfig, "Probe attack", exclude=("layers",), rename=_PROBE_RENAME),
-        option("probe_layers", None, "Layers to probe, comma-separated (default: 8 spread over the depth).",
+        *dataclass_options(ProbeAttackConfig, "Probe attack", exclude=("layers", "positions"), rename=_PROBE_RENAME),
+        option("probe_positions", None, "Prompt positions the probes read, comma-separated: last, name_last, "
+               "name_mean (default: all three; the validation people choose).", str | None, "Probe attack"),
+        option("probe_layers", None, "Layers to probe, comma-separated (default: every 4th layer and the last 4).",
                str | None, "Probe attack"),
         option("direction_layers", None, "Layers for direction removal, comma-separated (default: 1/4, 1/2, 3/4 "
                "of the depth).", str | None, "Direction removal"),
@@ -147,6 +149,10 @@ def _ints(text: str | None, what: str) -> tuple[int, ...] | None:
         raise InterplabError(f"{what} must be comma-separated integers, got {text!r}") from None
 
 
+def _positions(text: str | None) -> dict[str, tuple[str, ...]]:
+    return {} if text is None else {"positions": tuple(t.strip() for t in text.split(",") if t.strip())}
+
+
 def _method_configs(path: Path | None) -> dict[str, Any]:
     from interplab.configs import from_json_dict
     from interplab.files import read_json_object
@@ -166,7 +172,8 @@ def _eval(values: dict[str, Any]) -> None:
 
     cfg = values_for(EvalConfig, values, relearn=values_for(RelearnConfig, values, _RELEARN_RENAME),
                      probe=values_for(ProbeAttackConfig, values, _PROBE_RENAME,
-                                      layers=_ints(values["probe_layers"], "--probe-layers")),
+                                      layers=_ints(values["probe_layers"], "--probe-layers"),
+                                      **_positions(values["probe_positions"])),
                      direction=DirectionRemovalConfig(_ints(values["direction_layers"], "--direction-layers")),
                      verdict=values_for(VerdictConfig, values))
     methods = [] if values["methods"].strip() == "none" else [m.strip() for m in values["methods"].split(",") if m.strip()]

@@ -147,6 +147,7 @@ def unlearning_eval_run(organism_dir: str | Path, out: str | Path, methods: Sequ
     from interplab.unlearning.saved import read_meta
 
     cfg = cfg or EvalConfig()
+    cfg.check()
     refuse_to_replace_report(out, overwrite)
     organism = KnowledgeOrganism.open(organism_dir)
     chosen = _method_list(methods, method_configs) if methods else []

@@ -2,8 +2,8 @@
 
 Per layer L:
 1. Residual streams (blocks.L.resid_post) of the original organism and of the unlearnt model (network
-   edits in place) on the trained forms of the attacker's `train` forget people's facts, at tokens from
-   the person's name on.
+   edits in place) on the attacker's `train` forget people's facts (their questions by default), at
+   tokens from the person's name on.
 2. The top right-singular vector v of the differences [tokens, d]: the one direction that carries most
    of the change (for RMU, the random target; for a mean shift, the shift).
 3. With x -> x - (x·v) v at layer L (every position), exact match on the held-out forget people's
@@ -23,8 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from interplab.data.synthetic.fictional_people import TRAINED_FORMS, Item, PeopleConfig, Person, items
-from interplab.models import capture, replace_activation
-from interplab.models.hookpoints import base_model
+from interplab.models import replace_activation, run_to_capture
 from interplab.training.causal_lm import encode_pairs
 from interplab.unlearning.methods.base import from_name_mask
 from interplab.unlearning.metrics import qa_accuracy
@@ -37,6 +36,9 @@ class DirectionRemovalConfig:
 
     layers: tuple[int, ...] | None = None
     """Layers to try (None: at 1/4, 1/2 and 3/4 of the depth); the table reports the best."""
+    forms: tuple[str, ...] = ("qa",)
+    """Forms of the attacker's facts whose activations give the direction: the question (3 items per
+    person, about 25 tokens from the name on) or also the statements (3 times the forward passes)."""
 
 
 def removal_layers(cfg: DirectionRemovalConfig, n_layers: int) -> list[int]:
@@ -66,8 +68,8 @@ class ProjectOut:
         return {"name": self.name, "hook": self.hook}
 
 
-def attack_items(train: list[Person], people_cfg: PeopleConfig) -> list[Item]:
-    return [it for form in TRAINED_FORMS for it in items(train, form, people_cfg)]
+def attack_items(train: list[Person], people_cfg: PeopleConfig, forms: tuple[str, ...] = TRAINED_FORMS) -> list[Item]:
+    return [it for form in forms for it in items(train, form, people_cfg)]  # type: ignore[arg-type]
 
 
 @torch.no_grad()
@@ -79,8 +81,8 @@ def token_acts(served: ServedModel, its: list[Item], layers: list[int], batch_si
         chunk = its[start:start + batch_size]
         batch = encode_pairs(served.tokenizer, [(i.prompt, i.answer) for i in chunk], served.device)
         mask = from_name_mask(served.tokenizer, chunk, batch.attention_mask)
-        with served.network(), capture(served.model, hooks) as acts:
-            base_model(served.model)(**batch.model_inputs())  # no unembedding needed
+        with served.network():
+            acts = run_to_capture(served.model, batch.model_inputs(), hooks)  # stops at the deepest layer
         for layer, hook in zip(layers, hooks, strict=True):
             out[layer].append(acts[hook][mask].float().cpu())
     return {layer: torch.cat(v) for layer, v in out.items()}
@@ -95,10 +97,11 @@ def top_difference(before_ND: Tensor, after_ND: Tensor, rel_tol: float = 1e-4) -
 
 
 def direction_removal(served: ServedModel, reference: dict[int, Tensor], train: list[Person], held_out: list[Person],
-                      people_cfg: PeopleConfig, layers: list[int]) -> list[tuple[int, float]]:
+                      people_cfg: PeopleConfig, layers: list[int],
+                      forms: tuple[str, ...] = ("qa",)) -> list[tuple[int, float]]:
     """[(layer, exact match on held_out with the top difference direction removed at that layer)].
-    `reference` holds the original organism's `token_acts` on the same items and layers."""
-    after = token_acts(served, attack_items(train, people_cfg), layers)
+    `reference` holds the original organism's `token_acts` on the same items (`forms`) and layers."""
+    after = token_acts(served, attack_items(train, people_cfg, forms), layers)
     out = []
     for layer in layers:
         v = top_difference(reference[layer], after[layer])

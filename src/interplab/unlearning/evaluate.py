@@ -37,7 +37,7 @@ from interplab.unlearning.direction_removal import (
 from interplab.unlearning.methods import UnlearningData, unlearn
 from interplab.unlearning.metrics import chance_accuracy, served_metrics
 from interplab.unlearning.organism import KnowledgeOrganism
-from interplab.unlearning.probe_attack import ProbeAttackConfig, probe_attack
+from interplab.unlearning.probe_attack import ProbeAttackConfig, ProbeFeatures, probe_attack, probe_features
 from interplab.unlearning.relearning import RelearnConfig, relearning_curve
 from interplab.unlearning.served import ServedModel
 from interplab.unlearning.verdict import Evidence, VerdictConfig, judge
@@ -77,6 +77,7 @@ class EvalConfig:
             raise InterplabError(f"attack_train_fraction must be in (0, 1), got {self.attack_train_fraction}")
         if self.fluency_docs < 1 or self.n_retain_eval < 1:
             raise InterplabError("fluency_docs and n_retain_eval must be >= 1")
+        self.probe.check()
 
 
 @dataclass
@@ -109,8 +110,14 @@ class ArmResult:
     relearn: list[tuple[int, float]] = field(default_factory=list)
     """(step, held-out exact match) along the relearning attack."""
     probe: list[tuple[int, float]] = field(default_factory=list)
-    """(layer, held-out probe accuracy)."""
+    """(layer, held-out probe accuracy) at the position chosen on the validation people."""
     probe_chance: float | None = None
+    probe_choice: str = ""
+    """The probe (position@layers) chosen on the validation people."""
+    probe_validation: float | None = None
+    """Its validation accuracy."""
+    probe_accuracy: float | None = None
+    """Its held-out accuracy (the verdict's probe evidence)."""
     direction: list[tuple[int, float]] = field(default_factory=list)
     """(layer, held-out exact match with the top difference direction removed)."""
     verdict: str = ""
@@ -122,7 +129,8 @@ class ArmResult:
         return Evidence(
             forget_em=self.metrics["forget_qa_em"], chance=self.chance, chance_held_out=self.chance_held_out,
             relearn_best=max(a for _, a in self.relearn) if self.relearn else None,
-            probe_best=max(a for _, a in self.probe) if self.probe else None, probe_chance=self.probe_chance,
+            probe_best=self.probe_accuracy if self.probe_accuracy is not None else
+            max(a for _, a in self.probe) if self.probe else None, probe_chance=self.probe_chance,
             direction_best=max(a for _, a in self.direction) if self.direction else None)
 
 
@@ -150,6 +158,12 @@ class Context:
     data: UnlearningData
     organism_weights: dict[str, Tensor]
     retain_eval: list[Person]
+    metrics_cache: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Metrics as served by fingerprint (ServedModel.fingerprint): a model that serves exactly as an
+    earlier one did (the gold standard, an output filter or a seed-free edit on another seed) is not
+    scored twice."""
+    probe_cache: dict[str, ProbeFeatures] = field(default_factory=dict)
+    """Probe features by network fingerprint (weights and edits, no filter), for the same reason."""
 
 
 def make_context(organism: KnowledgeOrganism, texts: list[str], cfg: EvalConfig, device: str | None = None,
@@ -176,15 +190,22 @@ def evaluate_served(ctx: Context, served: ServedModel, method: str, seed: int, s
     """Metrics, attacks (probe, direction removal, relearning: last, it changes the weights) and verdict."""
     cfg, people_cfg = ctx.cfg, ctx.organism.cfg.people
     clock = _Clock()
-    metrics = served_metrics(served, ctx.organism.forget, ctx.retain_eval, people_cfg, ctx.fluency_texts,
-                             cfg.fluency_tokens)
+    key = served.fingerprint()
+    if key not in ctx.metrics_cache:
+        ctx.metrics_cache[key] = served_metrics(served, ctx.organism.forget, ctx.retain_eval, people_cfg,
+                                                ctx.fluency_texts, cfg.fluency_tokens)
+    metrics = dict(ctx.metrics_cache[key])
     result = ArmResult(method, seed, metrics, chance_accuracy(ctx.organism.forget), chance_accuracy(split.held_out))
-    known = ctx.organism.retain + split.train
-    result.probe, result.probe_chance = probe_attack(served, known, split.held_out, people_cfg, cfg.probe,
-                                                     ctx.lm.n_layers)
+    network = served.fingerprint(with_filter=False)  # the attacker's model: no output filter
+    if network not in ctx.probe_cache:
+        ctx.probe_cache[network] = probe_features(served, ctx.organism.people, people_cfg, cfg.probe, ctx.lm.n_layers)
+    probe = probe_attack(ctx.probe_cache[network], ctx.organism.retain, split.train, split.held_out, cfg.probe, seed)
+    result.probe, result.probe_chance = probe.curve, probe.chance
+    result.probe_choice, result.probe_validation, result.probe_accuracy = probe.choice, probe.validation, probe.accuracy
     if attacks:
         layers = removal_layers(cfg.direction, ctx.lm.n_layers)
-        result.direction = direction_removal(served, reference or {}, split.train, split.held_out, people_cfg, layers)
+        result.direction = direction_removal(served, reference or {}, split.train, split.held_out, people_cfg, layers,
+                                             cfg.direction.forms)
         result.relearn = relearning_curve(served, split.train, split.held_out, people_cfg, cfg.relearn, seed)
         result.verdict, result.reasons = judge(result.evidence(), cfg.verdict)
     wall, cpu = clock.read()
@@ -223,7 +244,8 @@ def reference_acts(ctx: Context, split: AttackSplit) -> dict[int, Tensor]:
     """The organism's activations on the attacker's items (weights must be the organism's)."""
     restore(ctx.lm, ctx.organism_weights)
     layers = removal_layers(ctx.cfg.direction, ctx.lm.n_layers)
-    return token_acts(ServedModel(ctx.lm), attack_items(split.train, ctx.organism.cfg.people), layers)
+    its = attack_items(split.train, ctx.organism.cfg.people, ctx.cfg.direction.forms)
+    return token_acts(ServedModel(ctx.lm), its, layers)
 
 
 def evaluate_methods(ctx: Context, methods: list[tuple[str, Any]], seeds: list[int],

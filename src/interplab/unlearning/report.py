@@ -43,6 +43,7 @@ def run_row(r: ArmResult) -> dict[str, Any]:
     ev = r.evidence()
     return {"method": r.method, "seed": r.seed, **r.metrics, "chance": r.chance, "chance_held_out": r.chance_held_out, "relearn_best": ev.relearn_best,
             "relearn_final": r.relearn[-1][1] if r.relearn else None, "probe_best": ev.probe_best,
+            "probe_choice": r.probe_choice, "probe_validation": r.probe_validation,
             "probe_chance": r.probe_chance, "direction_best": ev.direction_best, "verdict": r.verdict,
             "reasons": "; ".join(r.reasons),
             **{f"{k}_s": round(r.seconds[k], 1) if k in r.seconds else None for k in _SECONDS}}

@@ -13,6 +13,8 @@ The split is the threat model of every attack here (white-box: the attacker hold
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -92,3 +94,15 @@ class ServedModel:
     def describe(self) -> dict[str, Any]:
         return {"edits": [e.describe() for e in self.edits],
                 "output_filter": None if self.output_filter is None else self.output_filter.describe()}
+
+    def fingerprint(self, with_filter: bool = True) -> str:
+        """A hash of the weights, the edits and (unless `with_filter` is off) the filter: equal fingerprints
+        score every item the same, so what was measured under one can be reused under the other (about a
+        second for SmolLM2-135M, against minutes for the measurements it saves)."""
+        h = hashlib.blake2b(digest_size=16)
+        for name, t in self.lm.model.state_dict().items():
+            h.update(name.encode())
+            h.update(t.detach().reshape(-1).cpu().contiguous().view(torch.uint8).numpy())
+        what = self.describe() if with_filter else {**self.describe(), "output_filter": None}
+        h.update(json.dumps(what, sort_keys=True, default=str).encode())
+        return h.hexdigest()

@@ -47,8 +47,8 @@ def test_unlearn_then_eval_commands_write_a_model_and_a_report(tiny_organism: Pa
     report = tmp_path / "report"
     result = _invoke("unlearning-eval", "--organism", tiny_organism, "--out", report, "--methods", "output-block",
                      "--model", model, "--seeds", "0", "--data", "demo", "--n-retain-eval", 8, "--fluency-docs", 4,
-                     "--relearn-steps", 2, "--relearn-eval-every", 1, "--probe-layers", "1", "--direction-layers",
-                     "1", "--threads", 1)
+                     "--relearn-steps", 2, "--relearn-eval-every", 1, "--probe-layers", "1", "--probe-positions",
+                     "name_last,last", "--direction-layers", "1", "--threads", 1)
     assert result.exit_code == 0, result.output
     methods = [r["method"] for r in json.loads((report / "tables" / "runs.json").read_text())]
     assert methods == ["organism", "gold-standard", "output-block", "rmu (rmu)"]
@@ -93,3 +93,7 @@ def test_eval_refuses_a_finished_report_and_a_missing_organism_before_loading(ti
         unlearning_eval_run(tiny_organism, tmp_path / "r", ["rmu"], [0], cfg=TINY_EVAL)
     with pytest.raises(InterplabError, match="unknown unlearning method"):
         unlearning_eval_run(tiny_organism, tmp_path / "r2", ["lobotomy"], [0], cfg=TINY_EVAL)
+    bad = _invoke("unlearning-eval", "--organism", tiny_organism, "--out", tmp_path / "r3", "--probe-positions",
+                  "last,middle")
+    assert bad.exit_code != 0 and "probe positions must be some of" in str(bad.exception)
+    assert not (tmp_path / "r3").exists()

@@ -22,6 +22,7 @@ from torch.nn import functional as F
 from interplab.common import InterplabError
 from interplab.models import LoadedModel
 from interplab.training.causal_lm import (
+    adamw,
     answer_nll,
     encode_pairs,
     only_training,
@@ -84,7 +85,7 @@ def _run(lm: LoadedModel, data: UnlearningData, cfg: GradientAscentConfig, seed:
                 chunk = forget[start:start + 64]
                 ref.update(zip(chunk, sequence_logprob(model, encode_pairs(tok, chunk, lm.device)).tolist(), strict=True))
     params = trainable_parameters(model)
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
+    opt = adamw(params, cfg.lr)  # fused: one pass over each tensor per step
     retain_batches = _cycle(retain, cfg, seed + 1) if kind != "ascent" else itertools.repeat(None)
     model.train()
     try:

@@ -23,7 +23,7 @@ from torch import Tensor, nn
 from interplab.common import InterplabError
 from interplab.models import LoadedModel, replace_activation
 from interplab.models.hookpoints import block_list
-from interplab.training.causal_lm import encode_pairs, only_training, optimizer_step, shuffled_batches
+from interplab.training.causal_lm import adamw, encode_pairs, only_training, optimizer_step, shuffled_batches
 from interplab.unlearning.methods.base import UnlearningData, from_name_mask
 from interplab.unlearning.served import ServedModel
 
@@ -104,7 +104,7 @@ def rmu(lm: LoadedModel, data: UnlearningData, cfg: RMUConfig, seed: int) -> Ser
     u_D = torch.rand(lm.d_model, generator=gen)
     target_D = (cfg.steer_scale * float(torch.cat(norms).mean()) * u_D / u_D.norm()).to(lm.device)
     params = mlp_parameters(model, range(max(0, layer - cfg.update_layers + 1), layer + 1))
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
+    opt = adamw(params, cfg.lr)  # fused: one pass over each tensor per step
     model.train()
     try:
         with only_training(model, params):
