@@ -8,8 +8,7 @@
    batch ran, up to `max_batch` texts). Each text is tokenized alone (truncated to `max_tokens`), the
    batch is padded on the right (real tokens see only real tokens before them, so their activations are
    those of the text run alone), the forward pass runs only as far as the hook (`run_to_capture`), and
-   `SAE.encode` gives the latents of every real token, `ENCODE_ROWS` tokens at a time (`_encode_top`), so
-   the largest tensor a batch makes does not grow with the batch.
+   `SAE.encode` gives the latents of every real token, at most `ENCODE_ROWS` tokens at a time (`_encode_top`).
 3. Per token, the `top_n` largest latents with value > 0 are returned.
 
 One lock serialises loading and inference: hooks are registered on the shared model per call. The steering
@@ -167,6 +166,30 @@ class LiveInference:
                       for j, e in zip(jobs, ids, strict=True)]
         return [_top_latents(t, v, i, j.top_n) for t, v, i, j in
                 zip(tokens, values_NK.split(lengths), idx_NK.split(lengths), jobs, strict=True)]
+
+
+M_ARENA_MAX = -8  # glibc's mallopt parameter number (malloc.h)
+
+
+def bound_malloc_arenas(arenas: int = 2) -> bool:
+    """Let glibc's malloc use at most `arenas` arenas in this process (as MALLOC_ARENA_MAX does); call it
+    before the server's threads start. Returns whether it applied (glibc only).
+
+    Why: live-inference batches run on whichever of the server's pool threads takes them, and glibc gives
+    threads their own arenas (up to 8 per core), each keeping the blocks of freed batch tensors. With batches
+    of varying size the server's memory grew round after round of load (bench/README.md, "Under load");
+    with 2 arenas it levels off. Running every batch on one dedicated thread also kept it flat, but cost
+    several times the CPU per text (torch's intra-op threads on that thread), so the batches stay where
+    they run."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name) if name else None
+        return bool(libc is not None and hasattr(libc, "mallopt") and libc.mallopt(M_ARENA_MAX, arenas) == 1)
+    except OSError:
+        return False
 
 
 def _pad_right(encodings: list, device: torch.device) -> dict[str, torch.Tensor]:
