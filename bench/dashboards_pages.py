@@ -27,7 +27,7 @@
 Run: `python bench/dashboards_pages.py` (first run builds the DB: a few minutes on 2 cores, ~1 GB; pass
 `--db runs/bench/dash100k.db` to keep it for the next run), `--quick` for a smoke run (2k latents, 100 requests);
 under load: `python bench/dashboards_pages.py --latents 1536 --requests 0 --clients 50 --live-clients 16
---baseline-src /work/main/src`.
+--rounds 5 --baseline-src /work/main/src`.
 """
 
 from __future__ import annotations

@@ -86,6 +86,9 @@ def start_server(*, db: str, sae: Path | None = None, model: str | None = None, 
     guards = GuardConfig(allowed_hosts=allowed_hosts(host, allow_host or []))
     if max_body is not None:
         guards.max_body_bytes = max_body
+    from interplab.web.live import bound_malloc_arenas
+
+    bound_malloc_arenas()  # before uvicorn's threads: live batches' memory levels off (web/live.py)
     app = create_app(database, sae_paths=sae_paths, model=model, reports_dir=reports, device=device,
                      vectors_dir=vectors, guards=guards, live_batch=live_batch)
     if host not in LOOPBACK:

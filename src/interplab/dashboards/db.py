@@ -32,6 +32,7 @@ from sqlalchemy import (
     Table,
     Text,
     and_,
+    bindparam,
     create_engine,
     delete,
     event,
@@ -59,6 +60,7 @@ from interplab.dashboards.db_rows import (
     EXAMPLE_COLUMNS,
     FEATURE_COLUMNS,
     TOKEN_COLUMNS,
+    PreparedSelect,
     example_row,
     feature_row,
     insert_rows,
@@ -154,6 +156,17 @@ build_state = Table(
     Column("key", String(100), primary_key=True),
     Column("value", Text, nullable=False),  # JSON
 )
+
+
+# The reads of a feature page, compiled once (db_rows.PreparedSelect).
+_LATENT: dict[str, Any] = {"sae_id": bindparam("sae_id"), "idx": bindparam("idx")}
+_SAE_BY_ID = PreparedSelect(select(saes).where(saes.c.id == _LATENT["sae_id"]))
+_FEATURE = PreparedSelect(select(features).where(and_(*(features.c[k] == v for k, v in _LATENT.items()))))
+_EXAMPLES = PreparedSelect(select(examples).where(and_(*(examples.c[k] == v for k, v in _LATENT.items())))
+                           .order_by(examples.c.kind, examples.c.rank))
+_EXPLANATIONS = PreparedSelect(select(explanations).where(and_(*(explanations.c[k] == v for k, v in _LATENT.items())))
+                               .order_by(explanations.c.id.desc()))
+_META = PreparedSelect(select(meta_latents).where(and_(*(meta_latents.c[k] == v for k, v in _LATENT.items()))))
 
 
 @dataclass
@@ -297,7 +310,7 @@ class DashboardDB:
         if not storable(sae_id):
             return None
         with self.engine.connect() as conn:
-            row = conn.execute(select(saes).where(saes.c.id == sae_id)).first()
+            row = _SAE_BY_ID.first(conn, sae_id=sae_id)
         return None if row is None else _sae_from_row(row)
 
     def get_sae_by_name(self, name: str) -> SaeRecord | None:
@@ -340,9 +353,10 @@ class DashboardDB:
                 conn.execute(insert(meta_latents), rows)
 
     def get_meta_latents(self, sae_id: int, idx: int) -> MetaRecord | None:
+        if not storable(sae_id, idx):
+            return None
         with self.engine.connect() as conn:
-            row = conn.execute(select(meta_latents).where(and_(meta_latents.c.sae_id == sae_id,
-                                                               meta_latents.c.idx == idx))).first()
+            row = _META.first(conn, sae_id=sae_id, idx=idx)
         if row is None:
             return None
         return MetaRecord(row.idx, [(int(m), float(v)) for m, v in json.loads(row.metas)],
@@ -358,8 +372,7 @@ class DashboardDB:
         if not storable(sae_id, idx):
             return None
         with self.engine.connect() as conn:
-            row = conn.execute(select(features).where(and_(features.c.sae_id == sae_id,
-                                                           features.c.idx == idx))).first()
+            row = _FEATURE.first(conn, sae_id=sae_id, idx=idx)
         return None if row is None else _feature_from_row(row)
 
     def list_features(self, sae_id: int, *, offset: int = 0, limit: int = 100,
@@ -389,17 +402,12 @@ class DashboardDB:
         examples (rank order) and its explanations (newest first); None for a latent without a row."""
         if not storable(sae_id, idx):
             return None
-        latent = and_(features.c.sae_id == sae_id, features.c.idx == idx)
-        ex_query = (select(examples).where(and_(examples.c.sae_id == sae_id, examples.c.idx == idx))
-                    .order_by(examples.c.kind, examples.c.rank))
-        expl_query = (select(explanations).where(and_(explanations.c.sae_id == sae_id, explanations.c.idx == idx))
-                      .order_by(explanations.c.id.desc()))
         with self.engine.connect() as conn:
-            row = conn.execute(select(features).where(latent)).first()
+            row = _FEATURE.first(conn, sae_id=sae_id, idx=idx)
             if row is None:
                 return None
-            exs = [_example_from_row(r) for r in conn.execute(ex_query).all()]
-            expl = [_explanation_from_row(r) for r in conn.execute(expl_query).all()]
+            exs = [_example_from_row(r) for r in _EXAMPLES.all(conn, sae_id=sae_id, idx=idx)]
+            expl = [_explanation_from_row(r) for r in _EXPLANATIONS.all(conn, sae_id=sae_id, idx=idx)]
         return FeaturePage(feature=_feature_from_row(row), top=[e for e in exs if e.kind == "top"],
                            quantile=[e for e in exs if e.kind == "quantile"], explanations=expl)
 
@@ -424,10 +432,8 @@ class DashboardDB:
     def get_explanations(self, sae_id: int, idx: int) -> list[ExplanationRecord]:
         if not storable(sae_id, idx):
             return []
-        query = (select(explanations).where(and_(explanations.c.sae_id == sae_id, explanations.c.idx == idx))
-                 .order_by(explanations.c.id.desc()))
         with self.engine.connect() as conn:
-            return [_explanation_from_row(r) for r in conn.execute(query).all()]
+            return [_explanation_from_row(r) for r in _EXPLANATIONS.all(conn, sae_id=sae_id, idx=idx)]
 
     def search_by_explanation(self, text: str, *, sae_id: int | None = None, limit: int = 50) -> list[FeatureHit]:
         """Latents whose explanation contains the text (case-insensitive), best-scored first."""

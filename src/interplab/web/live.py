@@ -8,7 +8,7 @@
    batch ran, up to `max_batch` texts). Each text is tokenized alone (truncated to `max_tokens`), the
    batch is padded on the right (real tokens see only real tokens before them, so their activations are
    those of the text run alone), the forward pass runs only as far as the hook (`run_to_capture`), and
-   `SAE.encode` gives the latents of every real token.
+   `SAE.encode` gives the latents of every real token, at most `ENCODE_ROWS` tokens at a time (`_encode_top`).
 3. Per token, the `top_n` largest latents with value > 0 are returned.
 
 One lock serialises loading and inference: hooks are registered on the shared model per call. The steering
@@ -146,7 +146,6 @@ class LiveInference:
 
     def _run_batch(self, _key: Hashable, jobs: Sequence[_LiveJob]) -> list[LiveResult]:
         """One padded forward pass for the texts of `jobs` (all of one SAE row)."""
-        import torch
 
         from interplab.models.interventions import run_to_capture
 
@@ -160,13 +159,37 @@ class LiveInference:
                 raise InterplabError(f"{rec.hook} of {self.model_name(rec)} has d={acts_BSD.shape[-1]} but "
                                      f"SAE {rec.name!r} reads d_in={sae.cfg.d_in}")
             real_BS = batch["attention_mask"].bool()
-            with torch.no_grad():
-                latents_NF = sae.encode(acts_BSD[real_BS].to(device=sae.device, dtype=sae.dtype))
+            top_n = min(max(j.top_n for j in jobs), sae.cfg.d_sae)
+            values_NK, idx_NK = _encode_top(sae, acts_BSD[real_BS], top_n)
             lengths = real_BS.sum(1).tolist()
             tokens = [token_texts(lm, j.text, list(e["input_ids"]), self.max_tokens)
                       for j, e in zip(jobs, ids, strict=True)]
-        parts = latents_NF.split(lengths)
-        return [_top_latents(t, part, j.top_n) for t, part, j in zip(tokens, parts, jobs, strict=True)]
+        return [_top_latents(t, v, i, j.top_n) for t, v, i, j in
+                zip(tokens, values_NK.split(lengths), idx_NK.split(lengths), jobs, strict=True)]
+
+
+M_ARENA_MAX = -8  # glibc's mallopt parameter number (malloc.h)
+
+
+def bound_malloc_arenas(arenas: int = 2) -> bool:
+    """Let glibc's malloc use at most `arenas` arenas in this process (as MALLOC_ARENA_MAX does); call it
+    before the server's threads start. Returns whether it applied (glibc only).
+
+    Why: live-inference batches run on whichever of the server's pool threads takes them, and glibc gives
+    threads their own arenas (up to 8 per core), each keeping the blocks of freed batch tensors. With batches
+    of varying size the server's memory grew round after round of load (bench/README.md, "Under load");
+    with 2 arenas it levels off. Running every batch on one dedicated thread also kept it flat, but cost
+    several times the CPU per text (torch's intra-op threads on that thread), so the batches stay where
+    they run."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name) if name else None
+        return bool(libc is not None and hasattr(libc, "mallopt") and libc.mallopt(M_ARENA_MAX, arenas) == 1)
+    except OSError:
+        return False
 
 
 def _pad_right(encodings: list, device: torch.device) -> dict[str, torch.Tensor]:
@@ -204,9 +227,32 @@ def token_texts(lm: LoadedModel, text: str, ids: list[int], max_tokens: int) -> 
     return pieces
 
 
-def _top_latents(tokens: list[str], latents_SF: torch.Tensor, top_n: int) -> LiveResult:
-    k = min(top_n, latents_SF.shape[-1])
-    values_SK, idx_SK = latents_SF.float().topk(k, dim=-1)
+ENCODE_ROWS = 1024  # tokens encoded at a time: bounds the dense [rows, d_sae] block (64 MiB at d_sae 16k)
+
+
+def _encode_top(sae: SAE, acts_ND: torch.Tensor, top_n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(values [N, top_n], latents [N, top_n]), largest first, of the SAE's latents of each row.
+
+    Encoded ENCODE_ROWS rows at a time (encoding is per row, so the numbers are those of one pass): 16
+    texts of 256 tokens would otherwise make a dense [4096, d_sae] block (256 MiB at d_sae 16k). Smaller
+    blocks cost CPU (small matmuls), so a typical batch is one block."""
+    import torch
+
+    values, idx = [], []
+    with torch.no_grad():
+        for rows_ND in acts_ND.split(ENCODE_ROWS):
+            latents_NF = sae.encode(rows_ND.to(device=sae.device, dtype=sae.dtype))
+            v, i = latents_NF.float().topk(top_n, dim=-1)
+            values.append(v)
+            idx.append(i)
+    if not values:
+        return torch.zeros(0, top_n), torch.zeros(0, top_n, dtype=torch.long)
+    return torch.cat(values), torch.cat(idx)
+
+
+def _top_latents(tokens: list[str], values_SK: torch.Tensor, idx_SK: torch.Tensor, top_n: int) -> LiveResult:
+    """Per token, its first `top_n` latents (of those given, largest first) whose value is > 0."""
+    values_SK, idx_SK = values_SK[:, :top_n], idx_SK[:, :top_n]
     top_idx: list[list[int]] = []
     top_val: list[list[float]] = []
     for vals, idxs in zip(values_SK.tolist(), idx_SK.tolist(), strict=True):

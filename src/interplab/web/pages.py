@@ -163,7 +163,10 @@ def page_router(state: WebState, pages: Pages) -> APIRouter:
                             first_letter=_first_letter(state.sae(sae_id).path))
 
     @router.get("/sae/{sae_id}/feature/{idx}")
-    def feature_page(sae_id: int, idx: int) -> HTMLResponse:
+    async def feature_page(sae_id: int, idx: int) -> HTMLResponse:
+        # async: run on the event loop, not handed to a pool thread. The page is ~1-2 ms of CPU and local
+        # reads; under 50 concurrent clients the thread hand-off and 40 threads taking turns at the GIL cost
+        # more than the page (bench/README.md, "Under load").
         sae = state.sae(sae_id)
         model = state.live.model_name(sae)
         # only what is already known (a loaded model, a read config): this page never loads a model

@@ -1,7 +1,8 @@
 """Jinja2 rendering for the web pages: one environment with autoescape always on, and small view helpers.
 
 Model text (tokens, explanations, report titles) reaches templates only as plain strings, so Jinja escapes
-it; no template marks model text `|safe`. Colours and bar sizes are computed here from numbers; colours are
+it; no template marks model text `|safe`. The one exception, for speed, is `token_spans`: it escapes each
+token itself (markupsafe.escape) and hands Jinja the finished spans. Colours and bar sizes are computed here from numbers; colours are
 classes, not inline styles, because the pages' Content-Security-Policy allows no inline style.
 """
 
@@ -9,11 +10,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from markupsafe import Markup, escape
 
 from interplab.web.guide import FEATURE_NOTES, figure_sentence, report_guide
 
@@ -87,6 +90,29 @@ def token_cells(tokens: list[str], acts: list[float], max_value: float) -> list[
     return [(display_token(t), shade(a, max_value), fmt(a)) for t, a in zip(shown, acts, strict=False)]
 
 
+@lru_cache(maxsize=1 << 16)
+def _token_text_html(token: str) -> str:
+    """A token's shown text, HTML-escaped (a vocabulary is finite, so the cache holds it all)."""
+    return str(escape(display_token(token)))
+
+
+_ZERO_SPAN = f'<span class="tok h0" title="{fmt(0.0)}">'
+
+
+def token_spans(tokens: list[str], acts: list[float], max_value: float) -> Markup:
+    """The context as HTML: one `<span class="tok hN" title="value">text</span>` per token (`token_cells`),
+    built here in one pass: a feature page has hundreds of tokens and Jinja's per-token escaping and
+    macro calls were its largest cost. The token text is escaped (markupsafe.escape); the class and the
+    title are made from numbers only."""
+    parts = ['<span class="ctx">']
+    for token, act in zip(spaced_tokens(tokens), acts, strict=False):
+        zero = act == 0 and math.copysign(1.0, act) > 0  # -0.0 shows as "-0.000"
+        head = _ZERO_SPAN if zero else f'<span class="tok {shade(act, max_value)}" title="{fmt(act)}">'
+        parts.append(f"{head}{_token_text_html(token)}</span>")
+    parts.append("</span>")
+    return Markup("".join(parts))
+
+
 @dataclass
 class Bar:
     x: float
@@ -103,13 +129,20 @@ def histogram_bars(edges: list[float], counts: list[int], width: float = 600, he
         return []
     top = max(max(counts), 1)
     bar_w = width / n
+    shown_w = round(max(bar_w - 1, 0.5), 2)
+    shown = [fmt(e) for e in edges]  # each edge formatted once: it labels two bars
     bars = []
     for i, count in enumerate(counts):
         h = height * count / top
-        bars.append(Bar(x=round(i * bar_w, 2), y=round(height - h, 2), width=round(max(bar_w - 1, 0.5), 2),
-                        height=round(h, 2),
-                        label=f"{fmt(edges[i])}–{fmt(edges[i + 1])}: {count}"))
+        bars.append(Bar(x=round(i * bar_w, 2), y=round(height - h, 2), width=shown_w, height=round(h, 2),
+                        label=f"{shown[i]}–{shown[i + 1]}: {count}"))
     return bars
+
+
+def bar_rects(bars: list[Bar]) -> Markup:
+    """The bars as SVG `<rect>`s with their tooltip, built in one pass (numbers and `fmt` text only)."""
+    return Markup("".join(f'<rect class="bar" x="{b.x}" y="{b.y}" width="{b.width}" height="{b.height}">'
+                          f"<title>{escape(b.label)}</title></rect>" for b in bars))
 
 
 def make_environment() -> Environment:
@@ -119,7 +152,9 @@ def make_environment() -> Environment:
     env.filters["fmt"] = fmt
     env.globals["shade"] = shade
     env.globals["token_cells"] = token_cells
+    env.globals["token_spans"] = token_spans
     env.globals["histogram_bars"] = histogram_bars
+    env.globals["bar_rects"] = bar_rects
     env.globals["notes"] = FEATURE_NOTES  # plain-language sentences (web/guide.py)
     env.globals["figure_sentence"] = figure_sentence
     env.globals["report_guide"] = report_guide

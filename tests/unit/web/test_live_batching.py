@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import platform
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -12,7 +13,7 @@ import torch
 from interplab.common import InterplabError
 from interplab.dashboards.db import DashboardDB
 from interplab.web.batching import BatchRunner
-from interplab.web.live import LiveInference
+from interplab.web.live import LiveInference, bound_malloc_arenas
 
 TEXTS = ["The cat sat on the mat.", "A dog", "Paris is the capital of France, and it is large.", "x y z",
          "Rain fell all night over the quiet town and its sleeping people.", "Hello"]
@@ -96,3 +97,8 @@ def test_concurrent_live_requests_run_batched_and_match_each_text_run_alone(web_
             torch.testing.assert_close(torch.tensor(gv), torch.tensor(wv), rtol=1e-4, atol=1e-5)
             close = [a == b or abs(x - y) < 1e-4 for a, b, x, y in zip(wi, gi, wv, gv, strict=True)]
             assert all(close)  # the same latents, except where two of them tie
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's")
+def test_serve_can_bound_the_malloc_arenas_on_glibc() -> None:
+    assert bound_malloc_arenas(8)  # mallopt answered 1 (applied); 8 arenas leave the test process much as it was
