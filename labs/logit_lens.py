@@ -20,10 +20,14 @@
 import os
 from pathlib import Path
 
+import torch
+
+from interplab.common import free_cpu_threads
 from interplab.data.text import load_texts
 from interplab.lens import TunedLensConfig, compare_lenses, lens_grid, save_tuned_lens, train_tuned_lens
 from interplab.models import load_model
 
+torch.set_num_threads(free_cpu_threads())  # the cores other jobs leave free, as interplab's commands do
 SMALL = os.environ.get("INTERPLAB_LAB_SIZE", "full") == "small"
 OUT = Path("runs/labs/logit_lens")
 if SMALL:
