@@ -114,3 +114,16 @@ def test_the_lens_run_reports_its_training_tokens_and_cpu_cost(tiny_model_dir, t
     assert cost["train_tokens"] == expected
     assert cost["train_cpu_s"] >= 0 and cost["eval_cpu_s"] >= 0 and cost["load_avg_start"] >= 0
     assert read_index(index.parent).summary["n_layers"] == lm.n_layers + 1
+
+
+@pytest.mark.parametrize("family", ["gpt2", "gemma3"])
+def test_keeping_the_last_positions_logits_changes_neither_them_nor_the_streams(tiny_model_dir, family) -> None:
+    from interplab.lens import run_streams
+
+    lm = load_model(tiny_model_dir(family), device="cpu")
+    batch = lm.tokenize("The cat sat on the mat")
+    streams, logits = run_streams(lm, batch)
+    kept_streams, kept = run_streams(lm, batch, logits_to_keep=1)
+    assert kept.shape[1] == 1
+    torch.testing.assert_close(kept[:, -1], logits[:, -1])
+    torch.testing.assert_close(kept_streams, streams)
