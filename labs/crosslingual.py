@@ -20,6 +20,9 @@
 import os
 from pathlib import Path
 
+import torch
+
+from interplab.common import free_cpu_threads
 from interplab.crosslingual import (
     CrossSteeringConfig,
     SharedLatentConfig,
@@ -32,6 +35,7 @@ from interplab.crosslingual import (
 from interplab.data.bibles import DEFAULT_BIBLES, aligned_verses
 from interplab.models import load_model
 
+torch.set_num_threads(free_cpu_threads())  # the cores other jobs leave free, as interplab's commands do
 SMALL = os.environ.get("INTERPLAB_LAB_SIZE", "full") == "small"
 OUT = Path("runs/labs/crosslingual")
 if SMALL:

@@ -25,6 +25,7 @@ import os
 
 import torch
 
+from interplab.common import free_cpu_threads
 from interplab.data.synthetic.dyck import DyckDataConfig, dyck_split
 from interplab.dyck import (
     DyckModelConfig,
@@ -40,6 +41,7 @@ from interplab.dyck import (
     train_dyck_model,
 )
 
+torch.set_num_threads(free_cpu_threads())  # the cores other jobs leave free, as interplab's commands do
 SMALL = os.environ.get("INTERPLAB_LAB_SIZE", "full") == "small"
 data_cfg = DyckDataConfig(max_pairs=5, max_depth=4) if SMALL else DyckDataConfig()
 n_train, n_test = (4_000, 500) if SMALL else (50_000, 4_000)

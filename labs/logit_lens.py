@@ -20,10 +20,14 @@
 import os
 from pathlib import Path
 
+import torch
+
+from interplab.common import free_cpu_threads
 from interplab.data.text import load_texts
 from interplab.lens import TunedLensConfig, compare_lenses, lens_grid, save_tuned_lens, train_tuned_lens
 from interplab.models import load_model
 
+torch.set_num_threads(free_cpu_threads())  # the cores other jobs leave free, as interplab's commands do
 SMALL = os.environ.get("INTERPLAB_LAB_SIZE", "full") == "small"
 OUT = Path("runs/labs/logit_lens")
 if SMALL:
@@ -34,7 +38,9 @@ if SMALL:
     lens_cfg = TunedLensConfig(steps=20, batch_size=2, max_length=32, checkpoint_every=10)
 else:
     model_name, texts = "smollm2-135m", load_texts("wiki-en")[:600]
-    lens_cfg = TunedLensConfig()
+    # ~3,600 training tokens, ~10 CPU-minutes with the KL pass: the tuned lens beat the logit lens in 28 of
+    # 30 layers on held-out text (docs/labs/logit-lens.md); TunedLensConfig()'s 150 x 4 x 128 is 2-3 CPU-hours
+    lens_cfg = TunedLensConfig(steps=30, batch_size=2, max_length=64, lr=3e-3, warmup_steps=3)
 lm = load_model(model_name, device="cpu")
 print(model_name, "layers:", lm.n_layers)
 
@@ -93,7 +99,7 @@ for layer, row in zip(tuned_grid.layers, tuned_grid.top_tokens, strict=True):
 # %% [markdown]
 # ## Questions
 #
-# - At which layer does the tuned lens's KL drop below 1 nat? And the logit lens's?
+# - In which layers does the tuned lens's KL fall below the logit lens's? Where does each drop below 5 nats?
 # - The tuned lens of the last layer is the identity plus a small correction; why is its KL not exactly 0?
 # - `interplab lens --model smollm2-135m --out runs/lens` writes the same comparison as a report with a
 #   figure; `interplab serve --reports runs` then offers the trained lens on `/lens`.

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import torch
 
+from interplab.common import free_cpu_threads
 from interplab.data.qa_formats import qa_prompt
 from interplab.data.synthetic.answerability import make_celebrity, make_equations
 from interplab.models import load_model
@@ -33,6 +34,7 @@ from interplab.probes import (
     train_linear_probe,
 )
 
+torch.set_num_threads(free_cpu_threads())  # the cores other jobs leave free, as interplab's commands do
 SMALL = os.environ.get("INTERPLAB_LAB_SIZE", "full") == "small"
 OUT = Path("runs/labs/probes")
 if SMALL:

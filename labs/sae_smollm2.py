@@ -22,12 +22,14 @@ from pathlib import Path
 import torch
 
 from interplab.activations import CacheConfig
+from interplab.common import free_cpu_threads
 from interplab.evals import fvu
 from interplab.pipelines.cache import TextSource, cache_run
 from interplab.pipelines.train import StoreData, evaluate_sae_run, train_sae_run
 from interplab.saes import sae_config
 from interplab.training import TrainConfig
 
+torch.set_num_threads(free_cpu_threads())  # the cores other jobs leave free, as interplab's commands do
 SMALL = os.environ.get("INTERPLAB_LAB_SIZE", "full") == "small"
 OUT = Path("runs/labs/sae_smollm2")
 if SMALL:

@@ -34,6 +34,7 @@ from interplab.autointerp import (
     explain_latent,
     split_held_out,
 )
+from interplab.common import free_cpu_threads
 from interplab.data.text import load_texts
 from interplab.models import load_model, run_to_capture
 from interplab.saes import make_sae, sae_config
@@ -46,6 +47,7 @@ from interplab.steering import (
 )
 from interplab.training import TrainConfig, fit
 
+torch.set_num_threads(free_cpu_threads())  # the cores other jobs leave free, as interplab's commands do
 SMALL = os.environ.get("INTERPLAB_LAB_SIZE", "full") == "small"
 OUT = Path("runs/labs/steering_autointerp")
 if SMALL:

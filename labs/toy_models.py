@@ -17,8 +17,10 @@ import os
 
 import torch
 
+from interplab.common import free_cpu_threads
 from interplab.toy import ToyConfig, dims_per_feature, feature_norms, fit, superposition
 
+torch.set_num_threads(free_cpu_threads())  # the cores other jobs leave free, as interplab's commands do
 SMALL = os.environ.get("INTERPLAB_LAB_SIZE", "full") == "small"
 steps, eval_samples, restarts = (400, 4096, 1) if SMALL else (3000, 32768, 3)  # restarts: the best of 3 fits
 densities = [1.0, 0.3, 0.1, 0.03, 0.01]  # 1 - S, one model per density

@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import os
 import random
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -112,3 +114,15 @@ def free_cpu_threads(requested: int | None = None) -> int:
     except OSError:  # not available on this platform
         busy = 0.0
     return max(1, min(cores, round(cores - busy)))
+
+
+@contextmanager
+def cpu_threads(device: str | torch.device | None, threads: int | None = None) -> Iterator[None]:
+    """On the CPU, use `free_cpu_threads(threads)` threads within the block (torch's count restored after)."""
+    before = torch.get_num_threads()
+    if get_device(device).type == "cpu":
+        torch.set_num_threads(free_cpu_threads(threads))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

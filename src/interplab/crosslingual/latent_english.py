@@ -75,7 +75,7 @@ def latent_english(lm: LoadedModel, source: str = "fr", target: str = "es", n_sh
     p_target, p_english = [], []
     cases = _cases(lm, source, target, n_shots)
     for prompt, t_id, e_id in cases:
-        streams_LBSD, _ = run_streams(lm, lm.tokenize(prompt))
+        streams_LBSD, _ = run_streams(lm, lm.tokenize(prompt), logits_to_keep=1)  # the lens reads the streams
         probs_LV = decoder.log_probs(streams_LBSD[:, 0, -1].float()).exp()
         p_target.append(probs_LV[:, t_id].cpu())
         p_english.append(probs_LV[:, e_id].cpu())

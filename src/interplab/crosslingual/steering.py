@@ -76,11 +76,12 @@ def sentiment_scores(lm: LoadedModel, language: str, vector_D: Tensor | None = N
     scores = []
     for prompt in SENTIMENT_PROMPTS[language]:
         batch = lm.tokenize(prompt)
+        # only the last position's logits: Gemma's 262k-token unembedding dominates a short prompt's cost
         if vector_D is None:
-            logits = lm.model(**batch).logits[0, -1]
+            logits = lm.model(**batch, logits_to_keep=1).logits[0, -1]
         else:
             with add_vector(lm.model, hook, vector_D):
-                logits = lm.model(**batch).logits[0, -1]
+                logits = lm.model(**batch, logits_to_keep=1).logits[0, -1]
         logp = torch.log_softmax(logits.float(), -1)
         scores.append(torch.logsumexp(logp[pos_ids], 0) - torch.logsumexp(logp[neg_ids], 0))
     return torch.stack(scores).cpu()

@@ -62,11 +62,14 @@ def _tokenize_right(lm: LoadedModel, texts: Sequence[str], max_length: int) -> d
         lm.tokenizer.padding_side = side
 
 
-def run_streams(lm: LoadedModel, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
-    """(streams [L, B, S, d] of every lens layer, the model's logits [B, S, V]) for one tokenized batch."""
+def run_streams(lm: LoadedModel, batch: dict[str, Tensor], logits_to_keep: int = 0) -> tuple[Tensor, Tensor]:
+    """(streams [L, B, S, d] of every lens layer, the model's logits [B, S, V]) for one tokenized batch; with
+    `logits_to_keep` > 0 the logits of the last that many positions only ([B, k, V]: on short prompts
+    Gemma's 262k-token unembedding costs more than all its blocks)."""
     hooks = lens_hooks(lm)
+    extra = {"logits_to_keep": logits_to_keep} if logits_to_keep else {}
     with capture(lm.model, hooks) as acts, torch.no_grad():
-        logits = lm.model(**batch).logits
+        logits = lm.model(**batch, **extra).logits
     return torch.stack([acts[h] for h in hooks]), logits
 
 

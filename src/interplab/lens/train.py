@@ -79,6 +79,8 @@ class LensTrainResult(NamedTuple):
     """Step the run resumed from (0 for a fresh run)."""
     last_loss: float
     """Mean KL over trainable layers at the last step (nats)."""
+    tokens: int
+    """Token positions trained on by this call (steps since the resume x the batches' non-padding tokens)."""
 
 
 def _batch_texts(texts: Sequence[str], order: list[int], step: int, size: int) -> list[str]:
@@ -86,8 +88,8 @@ def _batch_texts(texts: Sequence[str], order: list[int], step: int, size: int) -
     return [texts[order[(start + i) % len(order)]] for i in range(size)]
 
 
-def _step_loss(lm: LoadedModel, lens: TunedLens, batch: list[str], cfg: TunedLensConfig) -> float:
-    """Backpropagate the batch's loss into the translators' .grad; return the loss."""
+def _step_loss(lm: LoadedModel, lens: TunedLens, batch: list[str], cfg: TunedLensConfig) -> tuple[float, int]:
+    """Backpropagate the batch's loss into the translators' .grad; return (the loss, its token positions)."""
     decoder = final_decoder(lm)
     layers = lens.trainable_layers()
     chunks = list(stream_chunks(lm, batch, cfg.max_length, batch_size=len(batch)))
@@ -99,7 +101,7 @@ def _step_loss(lm: LoadedModel, lens: TunedLens, batch: list[str], cfg: TunedLen
             loss = kl_from_log_probs(chunk.final_log_probs_NV, logp_NV).sum() / (n_rows * len(layers))
             loss.backward()
             total += float(loss.detach())
-    return total
+    return total, n_rows
 
 
 def _save(ckpt: Checkpointer, step: int, lens: TunedLens, opt: torch.optim.Optimizer, cfg: TunedLensConfig) -> None:
@@ -149,13 +151,14 @@ def train_tuned_lens(lm: LoadedModel, texts: Sequence[str], cfg: TunedLensConfig
     frozen = [p for p in lm.model.parameters() if p.requires_grad]
     for p in frozen:
         p.requires_grad_(False)  # only the translators get gradients
-    loss = float("nan")
+    loss, tokens = float("nan"), 0
     try:
         for step in range(start, cfg.steps):
             for group in opt.param_groups:
                 group["lr"] = lr_at(step, cfg.steps, cfg.lr, cfg.warmup_steps, cfg.lr_decay)
             opt.zero_grad(set_to_none=True)
-            loss = _step_loss(lm, lens, _batch_texts(texts, order, step, cfg.batch_size), cfg)
+            loss, n_tokens = _step_loss(lm, lens, _batch_texts(texts, order, step, cfg.batch_size), cfg)
+            tokens += n_tokens
             if not torch.isfinite(torch.tensor(loss)):
                 raise InterplabError(f"tuned lens training diverged at step {step + 1} (loss {loss}); lower --lr")
             opt.step()
@@ -171,4 +174,4 @@ def train_tuned_lens(lm: LoadedModel, texts: Sequence[str], cfg: TunedLensConfig
             p.requires_grad_(True)
         torch.set_num_threads(threads)
     lens.eval()
-    return lens, LensTrainResult(steps=cfg.steps, resumed_from=start, last_loss=loss)
+    return lens, LensTrainResult(steps=cfg.steps, resumed_from=start, last_loss=loss, tokens=tokens)

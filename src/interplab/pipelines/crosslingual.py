@@ -11,11 +11,14 @@
 
 from __future__ import annotations
 
+import os
+import time
 from dataclasses import asdict, dataclass, field
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
-from interplab.common import get_logger
+from interplab.common import cpu_threads, get_logger
 from interplab.crosslingual import (
     CrossSteeringConfig,
     SharedLatentConfig,
@@ -95,18 +98,29 @@ def run_crosslingual_lab(out: str | Path, cfg: CrosslingualConfig | None = None,
     writer = ReportWriter(out, f"Cross-lingual lab: {cfg.model}", "crosslingual", overwrite=overwrite)
     writer.write_config({"run": asdict(cfg), "shared": asdict(shared), "steering": asdict(steering),
                          "bibles": DEFAULT_BIBLES})
-    lm = load_model(cfg.model, device=cfg.device)
-    english = _latent_english_part(writer, lm)
-    steer = _steering_part(writer, lm, steering)
-    verses = aligned_verses(DEFAULT_BIBLES, cfg.n_verses, cfg.seed)
-    acts = verse_activations(lm, verses, LANGUAGES, cfg.layers)
-    rows = shared_latent_table(acts, shared, cfg.model)
+    load0, cpu = os.getloadavg()[0], {"start": time.process_time()}
+    with cpu_threads(cfg.device):
+        lm = load_model(cfg.model, device=cfg.device)
+        cpu["load_model"] = time.process_time()
+        english = _latent_english_part(writer, lm)
+        cpu["latent_english"] = time.process_time()
+        steer = _steering_part(writer, lm, steering)
+        cpu["steering"] = time.process_time()
+        verses = aligned_verses(DEFAULT_BIBLES, cfg.n_verses, cfg.seed)
+        acts = verse_activations(lm, verses, LANGUAGES, cfg.layers)
+        cpu["verse_activations"] = time.process_time()
+        rows = shared_latent_table(acts, shared, cfg.model)
+        cpu["shared_latents"] = time.process_time()
     writer.table("shared_latents", rows, "SAE latents shared across en/es/fr by layer (verse-aligned Bibles)")
     writer.line_plot("shared_latents", cfg.layers, {"shared": [r["shared_fraction"] for r in rows],
                                                      "language-specific": [r["specific_fraction"] for r in rows]},
                      "Share of alive SAE latents shared across languages, by layer", "layer", "fraction of alive latents",
                      caption="Of the SAE latents that fire at all, the share that fire on the same verses in every "
                              "language (shared) or in one language only, per layer.")
+    parts = list(cpu)
+    # CPU seconds per part beside the load average: on a shared machine wall time says little
+    cost = {f"{b}_cpu_s": round(cpu[b] - cpu[a], 1) for a, b in pairwise(parts)}
+    cost |= {"load_avg_start": round(load0, 2), "load_avg_end": round(os.getloadavg()[0], 2)}
     transfer = {r["language"]: r for r in steer["rows"]}
     summary = {
         "model": cfg.model, "n_verses": cfg.n_verses, "n_tokens": int(acts.verse_N.numel()),
@@ -117,5 +131,6 @@ def run_crosslingual_lab(out: str | Path, cfg: CrosslingualConfig | None = None,
         "mean_vector_cosine": steer["mean_cosine"], "mean_shuffled_vector_cosine": steer["mean_shuffled_cosine"],
         "shuffled_cosine_fraction": abs(steer["mean_shuffled_cosine"]) / abs(steer["mean_cosine"])
         if steer["mean_cosine"] else float("nan"),
+        **cost,
     }
     return writer.finish(summary)

@@ -11,11 +11,13 @@ text, in one report folder.
 
 from __future__ import annotations
 
+import os
 import random
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from interplab.common import InterplabError, get_logger
+from interplab.common import InterplabError, cpu_threads, get_logger
 from interplab.data.text import load_texts
 from interplab.lens import (
     TunedLensConfig,
@@ -63,13 +65,21 @@ def run_tuned_lens(out: str | Path, run: LensRunConfig | None = None, train: Tun
     """Train, save and evaluate a tuned lens; return the report's index.json."""
     run, train = run or LensRunConfig(), train or TunedLensConfig()
     writer = ReportWriter(out, f"Tuned lens vs logit lens: {run.model}", "tuned-lens", overwrite=overwrite)
-    lm = load_model(run.model, device=run.device)
-    train_texts, heldout = split_texts(load_texts(run.data), run.heldout_texts, run.max_texts, train.seed)
-    lens, result = train_tuned_lens(lm, train_texts, train, folder=writer.folder, on_step=on_step)
-    lens.metadata.update(model=run.model, data=run.data, steps=result.steps)
-    save_tuned_lens(lens, writer.folder / "lens")
-    kl = compare_lenses(lm, heldout, {"logit": None, "tuned": lens}, max_length=train.max_length)
+    load0 = os.getloadavg()[0]
+    with cpu_threads(run.device, train.threads):
+        lm = load_model(run.model, device=run.device)
+        train_texts, heldout = split_texts(load_texts(run.data), run.heldout_texts, run.max_texts, train.seed)
+        cpu0 = time.process_time()
+        lens, result = train_tuned_lens(lm, train_texts, train, folder=writer.folder, on_step=on_step)
+        cpu1 = time.process_time()
+        lens.metadata.update(model=run.model, data=run.data, steps=result.steps)
+        save_tuned_lens(lens, writer.folder / "lens")
+        kl = compare_lenses(lm, heldout, {"logit": None, "tuned": lens}, max_length=train.max_length)
+        cpu2 = time.process_time()
     log.info("held-out mean KL: logit %.3f, tuned %.3f", float(kl["logit"][:-1].mean()), float(kl["tuned"][:-1].mean()))
+    # CPU seconds beside the load average: on a shared machine wall time says little (docs/labs/logit-lens.md)
+    cost = {"train_tokens": result.tokens, "train_cpu_s": round(cpu1 - cpu0, 1), "eval_cpu_s": round(cpu2 - cpu1, 1),
+            "load_avg_start": round(load0, 2), "load_avg_end": round(os.getloadavg()[0], 2)}
     return write_lens_report(writer, layer_labels(lm.n_layers), kl, run.model,
                              {"run": asdict(run), "train": asdict(train), "n_train_texts": len(train_texts),
-                              "n_heldout_texts": len(heldout), "lens_folder": "lens"})
+                              "n_heldout_texts": len(heldout), "lens_folder": "lens", "cost": cost})

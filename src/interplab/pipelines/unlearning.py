@@ -12,15 +12,14 @@ from __future__ import annotations
 
 import resource
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from interplab.common import InterplabError, free_cpu_threads, get_device, get_logger
+from interplab.common import InterplabError, cpu_threads, get_logger
 from interplab.data.synthetic.fictional_people import PeopleConfig, Person, items, make_people, split_people
 from interplab.data.text import load_texts
 from interplab.models import LoadedModel, load_model
@@ -48,18 +47,6 @@ from interplab.unlearning import (
 )
 
 log = get_logger(__name__)
-
-
-@contextmanager
-def cpu_threads(device: str | None, threads: int | None = None) -> Iterator[None]:
-    """On the CPU, use the cores not busy with other work (see common.free_cpu_threads) within the block."""
-    before = torch.get_num_threads()
-    if get_device(device).type == "cpu":
-        torch.set_num_threads(free_cpu_threads(threads))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _cpu_seconds() -> float:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
@@ -88,3 +90,40 @@ def test_training_lowers_the_kl_on_held_out_text_and_a_resumed_run_ends_where_an
     assert info.resumed_from == 8
     torch.testing.assert_close(resumed.weight_LDD, lens.weight_LDD)
     torch.testing.assert_close(resumed.bias_LD, lens.bias_LD)
+
+
+def test_the_lens_run_reports_its_training_tokens_and_cpu_cost(tiny_model_dir, tmp_path) -> None:
+    from interplab.lens.train import _batch_texts
+    from interplab.pipelines.lens import LensRunConfig, run_tuned_lens, split_texts
+    from interplab.reports import read_index
+
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(TEXTS * 2), encoding="utf-8")
+    model = str(tiny_model_dir("llama"))
+    run = LensRunConfig(model=model, data=str(corpus), heldout_texts=2, device="cpu")
+    train = TunedLensConfig(steps=3, batch_size=2, max_length=8, checkpoint_every=0, threads=1)
+    index = run_tuned_lens(tmp_path / "report", run, train)
+    config = json.loads((index.parent / "config.json").read_text())
+    cost = config["cost"]
+    # the tokens trained on: each step's texts, cut at max_length, counted without padding
+    lm = load_model(model, device="cpu")
+    texts, _ = split_texts(TEXTS * 2, 2, run.max_texts, train.seed)
+    order = torch.randperm(len(texts), generator=torch.Generator().manual_seed(train.seed)).tolist()
+    expected = sum(min(len(lm.tokenizer(t)["input_ids"]), 8) for step in range(3)
+                   for t in _batch_texts(texts, order, step, 2))
+    assert cost["train_tokens"] == expected
+    assert cost["train_cpu_s"] >= 0 and cost["eval_cpu_s"] >= 0 and cost["load_avg_start"] >= 0
+    assert read_index(index.parent).summary["n_layers"] == lm.n_layers + 1
+
+
+@pytest.mark.parametrize("family", ["gpt2", "gemma3"])
+def test_keeping_the_last_positions_logits_changes_neither_them_nor_the_streams(tiny_model_dir, family) -> None:
+    from interplab.lens import run_streams
+
+    lm = load_model(tiny_model_dir(family), device="cpu")
+    batch = lm.tokenize("The cat sat on the mat")
+    streams, logits = run_streams(lm, batch)
+    kept_streams, kept = run_streams(lm, batch, logits_to_keep=1)
+    assert kept.shape[1] == 1
+    torch.testing.assert_close(kept[:, -1], logits[:, -1])
+    torch.testing.assert_close(kept_streams, streams)

@@ -43,6 +43,16 @@ def test_mean_pooling_averages_over_all_tokens(gpt2):
     torch.testing.assert_close(vec.vector_D.double(), pos - neg, atol=1e-5, rtol=1e-5)
 
 
+def test_mean_pooling_leaves_out_a_leading_bos_whose_weight_would_differ_between_the_sides(gpt2):
+    bos = gpt2.tokenizer.bos_token
+    with_bos = [ContrastPair(bos + p.positive, bos + p.negative) for p in PAIRS]
+    assert _acts(gpt2, with_bos[0].positive).shape[0] == _acts(gpt2, PAIRS[0].positive).shape[0] + 1
+    vec = from_contrast_pairs(gpt2, with_bos, HOOK, ContrastConfig(pooling="mean"))
+    pos = torch.stack([_acts(gpt2, p.positive)[1:].mean(0) for p in with_bos]).mean(0)
+    neg = torch.stack([_acts(gpt2, p.negative)[1:].mean(0) for p in with_bos]).mean(0)
+    torch.testing.assert_close(vec.vector_D.double(), pos - neg, atol=1e-5, rtol=1e-5)
+
+
 def test_caa_answer_pooling_reads_only_the_answer_tokens(gpt2):
     prompt = "Question: is the sky blue? Answer: ("
     pairs = [ContrastPair("A", "B", prompt=prompt)]
