@@ -177,7 +177,7 @@ def summarize(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
         for score in SCORES:
             for stat, value in spread(r.get(score) for r in recs).items():
                 summary[f"{name} {score} {stat}"] = value
-            pairs = [(r.get(score), base[r["feature"]].get(score)) for r in recs if name != BASELINE
+            pairs = [(float(r[score]), float(base[r["feature"]][score])) for r in recs if name != BASELINE
                      and r["feature"] in base and None not in (r.get(score), base[r["feature"]].get(score))]
             if pairs:
                 summary[f"{name} {score} above baseline"] = f"{sum(a > b for a, b in pairs)} of {len(pairs)}"

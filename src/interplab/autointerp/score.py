@@ -18,7 +18,7 @@ Two kinds of judge:
   (threshold-free) is reported beside the balanced accuracy. Items are class-balanced by construction,
   so the decision is calibrated per explanation: predict 1 above the median score of its own items.
   Why: SmolLM2-135M asked "Yes or No?" put every margin log P(Yes) - log P(No) of the demo SAE's
-  latents below 0 (-1.5..-0.4), and their order did not follow the labels (AUROC 0.47), so no
+  latents below 0 (-1.6..-0.2), and their order did not follow the labels (AUROC 0.47), so no
   threshold helps. The default `method` "likelihood" asks what a small LM does well instead, predict
   text: an item's score is how much more likely its tokens become when the explanation precedes the
   excerpt ("A neuron that fires on 'Paris'. Text where it fires: ...") than after a neutral prefix,
