@@ -65,7 +65,8 @@ def store_examples(run: Path, n_latents: int, cfg: ExampleConfig, tokenizer) -> 
 
 def print_summary(summary: dict) -> None:
     for key, value in summary.items():
-        if any(s in key for s in ("mean", "std", "min", "max", "above")) or key in ("n_features", "judge"):
+        if value is not None and (any(s in key for s in ("mean", "std", "min", "max", "above"))
+                                  or key in ("n_features", "judge")):
             print(f"{key}: {value}")
 
 
