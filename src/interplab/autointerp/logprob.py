@@ -11,6 +11,9 @@ next-token distribution after the question always holds an answer, and costs one
    (' Yes', 'yes', ...), so a tokenizer's preference for one spelling does not decide; a first token
    two answers share is left out of both.
 How the answers' log-probabilities become predictions (calibration) is the scorer's job (score.py).
+
+`text_logprobs` reads a plain text instead: the log-probability of each of its tokens after a prefix (one
+forward pass per text, cached per (prefix, text)), for the likelihood scorer in score.py.
 """
 
 from __future__ import annotations
@@ -37,6 +40,8 @@ class LogprobJudge:
     def __init__(self, model: Any, device: str | None = None):
         self.lm = load_causal(model, device, "judge")
         self.name = f"hf:{Path(str(self.lm.name)).name} (log-prob)"
+        self._seen: dict[tuple[str, str], tuple[Tensor, list[tuple[int, int]]]] = {}
+        """text_logprobs results: the explanation-free prefix is read once per text for every explainer."""
 
     def answer_ids(self, answers: Sequence[str]) -> list[list[int]]:
         """First token ids of each answer's spellings, without ids that two answers share."""
@@ -74,3 +79,37 @@ class LogprobJudge:
             logp_BV = logits_BSV[torch.arange(len(last_B)), last_B.to(ids_BS.device)].float().log_softmax(-1)
             out.append(torch.stack([logp_BV[:, a].logsumexp(-1) for a in ids], dim=-1).cpu())
         return torch.cat(out) if out else torch.empty(0, len(answers))
+
+    def _text_ids(self, text: str) -> tuple[list[int], list[tuple[int, int]]]:
+        tok = self.lm.tokenizer
+        if not getattr(tok, "is_fast", False):
+            raise InterplabError(f"the judge's tokenizer ({type(tok).__name__}) gives no character offsets; "
+                                 "use a judge with a fast tokenizer or --method yes-no")
+        enc = tok(text, add_special_tokens=False, return_offsets_mapping=True)
+        return list(enc["input_ids"]), [(int(a), int(b)) for a, b in enc["offset_mapping"]]
+
+    def text_logprobs(self, prefix: str, texts: Sequence[str], batch_size: int = 8
+                      ) -> list[tuple[Tensor, list[tuple[int, int]]]]:
+        """Per text: log P(token | prefix, the text before it) for each of its tokens [T], and each token's
+        character span in the text."""
+        todo = list(dict.fromkeys(t for t in texts if (prefix, t) not in self._seen))
+        head = [int(i) for i in self.lm.tokenizer(prefix, add_special_tokens=False)["input_ids"]]
+        if not head:
+            raise InterplabError("text_logprobs needs a non-empty prefix (its last token predicts the text's first)")
+        for start in range(0, len(todo), batch_size):
+            encoded = [self._text_ids(t) for t in todo[start : start + batch_size]]
+            rows = [head + ids for ids, _ in encoded]
+            ids_BS = torch.zeros(len(rows), max(map(len, rows)), dtype=torch.long)
+            mask_BS = torch.zeros_like(ids_BS)
+            for b, row in enumerate(rows):
+                ids_BS[b, : len(row)], mask_BS[b, : len(row)] = torch.tensor(row), 1
+            with torch.no_grad():
+                logits_BSV = self.lm.model(input_ids=ids_BS.to(self.lm.device),
+                                           attention_mask=mask_BS.to(self.lm.device)).logits
+            for b, (ids, spans) in enumerate(encoded):
+                # position p predicts token p + 1: the text's tokens are predicted from len(head) - 1 on
+                logp_TV = logits_BSV[b, len(head) - 1 : len(head) - 1 + len(ids)].float().log_softmax(-1)
+                target_T = torch.tensor(ids, device=logp_TV.device)
+                logp_T = logp_TV.gather(-1, target_T[:, None])[:, 0].cpu()
+                self._seen[(prefix, todo[start + b])] = (logp_T, spans)
+        return [self._seen[(prefix, t)] for t in texts]

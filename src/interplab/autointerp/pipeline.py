@@ -2,7 +2,8 @@
 
     out/
       config.json          what was run (explainers, judge, features, settings)
-      explanations.jsonl   one line per finished (latent, explainer): explanation, reply, detection, fuzzing
+      explanations.jsonl   one line per finished (latent, explainer): explanation, reply, detection and fuzzing
+                           (balanced accuracy; AUROC too for log-prob judges)
       scores.csv / .json   one row per (latent, explainer)
       index.json           written last: a folder with it is finished; its summary holds each explainer's
                            mean and spread (std, min, max) over latents and how often it beat the baseline
@@ -89,15 +90,14 @@ def explain_and_score(
             "n_explain_examples": explanation.n_examples,
             "n_heldout_activating": len(held.top) + len(held.quantile),
             "n_heldout_random": len(held.random),
-            "detection": None,
-            "fuzzing": None,
+            **{score: None for score in SCORES},
         }
-        if cfg.detection and judge is not None:
-            det = detection_score(judge, explanation.text, held, cfg.score)
-            record["detection"], record["detection_detail"] = _clean(det.balanced_accuracy), det.to_dict()
-        if cfg.fuzzing and judge is not None:
-            fuz = fuzzing_score(judge, explanation.text, held, cfg.score)
-            record["fuzzing"], record["fuzzing_detail"] = _clean(fuz.balanced_accuracy), fuz.to_dict()
+        for task, on, scorer in (("detection", cfg.detection, detection_score),
+                                 ("fuzzing", cfg.fuzzing, fuzzing_score)):
+            if on and judge is not None:
+                result = scorer(judge, explanation.text, held, cfg.score)
+                record[task], record[f"{task}_detail"] = _clean(result.balanced_accuracy), result.to_dict()
+                record[f"{task}_auroc"] = _clean(result.auroc)
         record["reply"] = explanation.reply
         records.append(record)
     return records
@@ -134,8 +134,10 @@ def prepare_run_folder(out: Path, overwrite: bool, resume: bool) -> None:
             (out / name).unlink(missing_ok=True)
 
 
-COLUMNS = ["feature", "explainer", "explanation", "detection", "fuzzing", "n_explain_examples",
-           "n_heldout_activating", "n_heldout_random", "judge"]
+SCORES = ("detection", "detection_auroc", "fuzzing", "fuzzing_auroc")
+"""Per-latent scores: balanced accuracy (0.5 = chance) and, for log-prob judges, the margins' AUROC."""
+COLUMNS = ["feature", "explainer", "explanation", *SCORES, "n_explain_examples", "n_heldout_activating",
+           "n_heldout_random", "judge"]
 
 
 def write_scores(out: Path, records: Iterable[dict[str, Any]], summary: Mapping[str, Any]) -> None:
@@ -144,7 +146,7 @@ def write_scores(out: Path, records: Iterable[dict[str, Any]], summary: Mapping[
     write_table_files(out / "scores.csv", out / "scores.json", rows)
     table = TableEntry(
         name="scores",
-        title="Explanations with detection and fuzzing balanced accuracy (0.5 = chance)",
+        title="Explanations with detection and fuzzing balanced accuracy and AUROC (0.5 = chance)",
         csv="scores.csv",
         json="scores.json",
     )
@@ -172,11 +174,11 @@ def summarize(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
                                "judge": ", ".join(judges) or None, "explainers": ", ".join(by_name)}
     base = {r["feature"]: r for r in by_name.get(BASELINE, [])}
     for name, recs in by_name.items():
-        for score in ("detection", "fuzzing"):
-            for stat, value in spread(r[score] for r in recs).items():
+        for score in SCORES:
+            for stat, value in spread(r.get(score) for r in recs).items():
                 summary[f"{name} {score} {stat}"] = value
-            pairs = [(r[score], base[r["feature"]][score]) for r in recs if name != BASELINE
-                     and r["feature"] in base and None not in (r[score], base[r["feature"]][score])]
+            pairs = [(float(r[score]), float(base[r["feature"]][score])) for r in recs if name != BASELINE
+                     and r["feature"] in base and None not in (r.get(score), base[r["feature"]].get(score))]
             if pairs:
                 summary[f"{name} {score} above baseline"] = f"{sum(a > b for a, b in pairs)} of {len(pairs)}"
     return summary

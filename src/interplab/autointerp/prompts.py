@@ -21,8 +21,6 @@ from interplab.autointerp.examples import Example
 OPEN, CLOSE = "<<", ">>"
 
 Task = Literal["detection", "fuzzing"]
-CONTENT_FREE = "N/A"
-"""The excerpt a log-prob judge is calibrated on: no text at all."""
 
 EXPLAIN_SYSTEM = (
     "You are studying a neuron (a latent of a sparse autoencoder) in a language model. You see text "

@@ -14,17 +14,23 @@ class balance.
 Two kinds of judge:
 - a chat client (`ExplainerClient`, local or HTTP) sees shuffled batches and answers a list of 0/1;
   unreadable replies predict 0 for their batch and are counted in `parse_failures`;
-- a `LogprobJudge` (a local model) is asked about one window at a time and never writes: its answer
-  is the margin log P(Yes) - log P(No). A small model's margins lean to one side whatever the text, so
-  the threshold is the margin it gives to a content-free window ("N/A") under the same explanation
-  (contextual calibration, Zhao et al. 2021, arXiv:2102.09690): a window is predicted 1 when the
-  judge says Yes more readily than it does to no text at all. The margins' AUROC (threshold-free) is
-  reported beside the balanced accuracy.
+- a `LogprobJudge` (a local model) never writes; each item gets a score and the AUROC of the scores
+  (threshold-free) is reported beside the balanced accuracy. Items are class-balanced by construction,
+  so the decision is calibrated per explanation: predict 1 above the median score of its own items.
+  Why: SmolLM2-135M asked "Yes or No?" put every margin log P(Yes) - log P(No) of the demo SAE's
+  latents below 0 (-1.6..-0.2), and their order did not follow the labels (AUROC 0.47), so no
+  threshold helps. The default `method` "likelihood" asks what a small LM does well instead, predict
+  text: an item's score is how much more likely its tokens become when the explanation precedes the
+  excerpt ("A neuron that fires on 'Paris'. Text where it fires: ...") than after a neutral prefix,
+  log P(token | explanation, text before) - log P(token | neutral prefix, text before):
+  detection takes the largest gain over the excerpt, fuzzing the mean gain over the marked tokens.
+  `method` "yes-no" keeps the question for larger local judges.
 """
 
 from __future__ import annotations
 
 import random
+import statistics
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -33,7 +39,6 @@ from interplab.autointerp.clients import ExplainerClient
 from interplab.autointerp.examples import Example, LatentExamples
 from interplab.autointerp.logprob import LogprobJudge
 from interplab.autointerp.prompts import (
-    CONTENT_FREE,
     Task,
     detection_messages,
     format_example,
@@ -41,9 +46,11 @@ from interplab.autointerp.prompts import (
     parse_judgement,
     yes_no_messages,
 )
-from interplab.common import get_logger
+from interplab.common import InterplabError, get_logger
 
 log = get_logger(__name__)
+
+METHODS = ("likelihood", "yes-no")
 
 Judge = ExplainerClient | LogprobJudge
 """What scores explanations: a chat client (parsed replies) or a local model read by log-probabilities."""
@@ -63,6 +70,13 @@ class ScoreConfig:
     max_tokens: int | None = None
     """Judge reply cap; None allows just the list (8 + 4 tokens per example). Raise it for judges
     that reason before answering."""
+    method: str = "likelihood"
+    """How a log-prob judge reads an explanation: 'likelihood' (how much more likely the excerpt's tokens
+    become when the explanation precedes it) or 'yes-no' (log P(Yes) - log P(No) to a question)."""
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise InterplabError(f"method takes {' or '.join(METHODS)}, got {self.method!r}")
 
 
 @dataclass
@@ -80,9 +94,9 @@ class ScoreResult:
     parse_failures: int
     """Judge replies that could not be read (their examples predicted 0)."""
     auroc: float | None = None
-    """Log-prob judges: P(a label-1 example's margin > a label-0 one's), ties count half; None otherwise."""
+    """Log-prob judges: P(a label-1 item's score > a label-0 one's), ties count half; None otherwise."""
     threshold: float | None = None
-    """Log-prob judges: the calibrated margin (log P(Yes) - log P(No) on a content-free window)."""
+    """Log-prob judges: the score (the median of the explanation's items) above which an item is predicted 1."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -140,18 +154,57 @@ def auroc(labels: Sequence[int], scores: Sequence[float]) -> float | None:
     return wins / (len(pos) * len(neg))
 
 
+EXPLAINED = "A neuron that {explanation}. Text where it fires:"
+NEUTRAL = "A neuron. Text:"
+"""Likelihood method: the prefixes an excerpt is read after, with and without the explanation."""
+
+
+def _likelihood_scores(judge: LogprobJudge, explanation: str, items: list[Item], task: Task,
+                       cfg: ScoreConfig) -> list[float]:
+    """Per item, the log-probability its tokens gain from the explanation: the largest gain over the
+    excerpt (detection), the mean gain over the marked tokens (fuzzing)."""
+    texts = [it.example.text() for it in items]
+    told = judge.text_logprobs(EXPLAINED.format(explanation=explanation.rstrip(".")), texts, cfg.batch_size)
+    untold = judge.text_logprobs(NEUTRAL, texts, cfg.batch_size)
+    scores = []
+    for it, (logp_T, spans), (base_T, _) in zip(items, told, untold, strict=True):
+        gain_T = logp_T - base_T
+        if task == "detection":
+            scores.append(float(gain_T.max()) if len(gain_T) else 0.0)
+            continue
+        ends = [len(t) for t in it.example.tokens]
+        starts = [sum(ends[:i]) for i in range(len(ends))]
+        marked = [(starts[i], starts[i] + ends[i]) for i in it.marks]
+        hit = [t for t, (a, b) in enumerate(spans) if any(a < e and s < b for s, e in marked)]
+        scores.append(float(gain_T[hit].mean()) if hit else 0.0)
+    return scores
+
+
+def _yes_no_margins(judge: LogprobJudge, explanation: str, items: list[Item], task: Task,
+                    cfg: ScoreConfig) -> list[float]:
+    """Per item, log P(Yes) - log P(No) to one question about its excerpt (marks shown)."""
+    texts = [format_example(it.example, marked=it.marks) for it in items]
+    prompts = [yes_no_messages(task, explanation, t) for t in texts]
+    logp_NA = judge.answer_logprobs(prompts, ["Yes", "No"], batch_size=max(cfg.batch_size, 1))
+    return (logp_NA[:, 0] - logp_NA[:, 1]).tolist()
+
+
+def median_predictions(scores: Sequence[float]) -> tuple[list[int], float]:
+    """(1 for the scores above their median, else 0; the median): on a class-balanced set, as many 1s as
+    label-1 items when the scores differ."""
+    threshold = statistics.median(scores) if scores else 0.0
+    return [int(s > threshold) for s in scores], threshold
+
+
 def _judge_logprob(judge: LogprobJudge, explanation: str, items: list[Item], task: Task,
                    cfg: ScoreConfig) -> ScoreResult:
-    """One Yes/No question per window, answered by log-probabilities, calibrated on a content-free window."""
-    texts = [format_example(it.example, marked=it.marks) for it in items]
-    prompts = [yes_no_messages(task, explanation, t) for t in [CONTENT_FREE, *texts]]
-    logp_NA = judge.answer_logprobs(prompts, ["Yes", "No"], batch_size=max(cfg.batch_size, 1))
-    margins = (logp_NA[:, 0] - logp_NA[:, 1]).tolist()
-    threshold, margins = margins[0], margins[1:]
+    """Score every item by `cfg.method`, predict 1 above the median score, and report the scores' AUROC."""
+    scorer = _likelihood_scores if cfg.method == "likelihood" else _yes_no_margins
+    scores = scorer(judge, explanation, items, task, cfg)
     labels = [it.label for it in items]
-    preds = [int(m > threshold) for m in margins]
+    preds, threshold = median_predictions(scores)
     bacc, tpr, tnr = balanced_accuracy(labels, preds)
-    area = auroc(labels, margins)
+    area = auroc(labels, scores)
     return ScoreResult(bacc, tpr, tnr, len(labels), 0, None if area is None else round(area, 4),
                        round(threshold, 4))
 
@@ -168,9 +221,10 @@ def activating(held_out: LatentExamples) -> list[Example]:
 
 
 def detection_items(held_out: LatentExamples, cfg: ScoreConfig) -> list[Item]:
-    """Held-out activating windows (1) and silent ones (0), unmarked, shuffled."""
-    items = [Item(ex, [], 1) for ex in activating(held_out)[: cfg.max_examples]]
-    items += [Item(ex, [], 0) for ex in held_out.random[: cfg.max_examples]]
+    """As many held-out activating windows (1) as silent ones (0), unmarked, shuffled."""
+    n = min(len(activating(held_out)), len(held_out.random), cfg.max_examples)
+    items = [Item(ex, [], 1) for ex in activating(held_out)[:n]]
+    items += [Item(ex, [], 0) for ex in held_out.random[:n]]
     random.Random(cfg.seed).shuffle(items)
     return items
 
@@ -187,7 +241,8 @@ def _fuzzed_marks(example: Example, rng: random.Random) -> list[int] | None:
 
 
 def fuzzing_items(held_out: LatentExamples, cfg: ScoreConfig) -> list[Item]:
-    """Held-out activating windows, every other one with its marks moved to random tokens (0), shuffled."""
+    """Held-out activating windows, every other one with its marks moved to random tokens (0), as many of
+    each label, shuffled."""
     rng = random.Random(cfg.seed)
     items = []
     for i, ex in enumerate(activating(held_out)[: 2 * cfg.max_examples]):
@@ -197,6 +252,8 @@ def fuzzing_items(held_out: LatentExamples, cfg: ScoreConfig) -> list[Item]:
             items.append(Item(ex, fuzzed, 0))
         elif true_marks:
             items.append(Item(ex, true_marks, 1))
+    n = min(sum(it.label for it in items), sum(1 - it.label for it in items))
+    items = [it for it in items if it.label == 1][:n] + [it for it in items if it.label == 0][:n]
     rng.shuffle(items)
     return items
 

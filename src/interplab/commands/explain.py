@@ -16,6 +16,7 @@ from interplab.autointerp import (
     ScoreConfig,
     TokenStatsConfig,
 )
+from interplab.autointerp.pipeline import SCORES
 from interplab.commands.options import command, dataclass_options, option, values_for
 from interplab.pipelines.cache import TextSource
 from interplab.pipelines.explain import ExplainModels, ExplainSource
@@ -83,7 +84,8 @@ def _explain(values: dict[str, Any]) -> None:
         client_cfg=values_for(ClientConfig, values), device=values["device"], resume=values["resume"],
         overwrite=values["overwrite"])
     for rec in sorted(run.records, key=lambda r: (r["feature"], r["baseline"])):
-        typer.echo(f"latent {rec['feature']:>6}  det {rec['detection']}  fuzz {rec['fuzzing']}  "
+        auroc = f" (AUROC {rec['detection_auroc']})" if rec.get("detection_auroc") is not None else ""
+        typer.echo(f"latent {rec['feature']:>6}  det {rec['detection']}{auroc}  fuzz {rec['fuzzing']}  "
                    f"[{rec['explainer']}] {rec['explanation']}")
     _echo_summary(run.summary)
     db = values["db"]
@@ -96,12 +98,15 @@ def _fmt(value: Any) -> str:
 
 
 def _echo_summary(summary: dict[str, Any]) -> None:
-    """Per explainer: mean ± std (min..max) of each score over latents, and wins over the baseline."""
+    """Per explainer: mean ± std (min..max) of each score (balanced accuracy, AUROC) over latents, and wins
+    over the baseline."""
     typer.echo(f"{summary['n_features']} latents; judge: {summary['judge']}")
     for name in str(summary["explainers"]).split(", "):
         parts = []
-        for score in ("detection", "fuzzing"):
+        for score in SCORES:
             s = {k: summary.get(f"{name} {score} {k}") for k in ("n", "mean", "std", "min", "max")}
+            if not s["n"]:
+                continue
             parts.append(f"{score} {_fmt(s['mean'])} ± {_fmt(s['std'])} ({_fmt(s['min'])}..{_fmt(s['max'])}, "
                          f"n={s['n']})")
             wins = summary.get(f"{name} {score} above baseline")

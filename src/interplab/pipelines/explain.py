@@ -2,8 +2,8 @@
 
 1. Check the run folder (a previous run needs resume or overwrite) before loading anything.
 2. Build the explainer (an OpenAI-compatible endpoint, a local model, or none: then the
-   token-statistics baseline alone) and the judge (a local model read by log-probabilities of Yes/No
-   by default; the endpoint's parsed replies when there is no local model).
+   token-statistics baseline alone) and the judge (a local model read by log-probabilities: how much
+   more likely an excerpt becomes after the explanation, by default; the endpoint's parsed replies when there is no local model).
 3. Collect the latents' examples from model + SAE + text, or read them from the dashboards DB.
 4. `interplab.autointerp.run_autointerp`: every explainer (the LLM, plus the token-statistics baseline
    unless turned off) on the same explain half, one judge on the same held-out half; each
@@ -75,7 +75,7 @@ class ExplainModels:
     judge: str | None = None
     """Local causal LM that scores the explanations; None: the local explainer, else the endpoint."""
     scoring: str = "log-prob"
-    """How a local judge answers: 'log-prob' (log-probabilities of Yes and No, nothing to parse) or
+    """How a local judge answers: 'log-prob' (log-probabilities, nothing to parse; --method says of what) or
     'text' (a written 0/1 list, parsed). An endpoint judge always writes text."""
 
 
@@ -205,7 +205,7 @@ def explain_analysed_sae(lm: Any, db: str | Path, sae: Path, out: Path, top_n: i
                          show_progress: bool = True) -> ExplainRun:
     """The explanations stage of `analyze`: the SAE's `top_n` most frequent latents, examples read from the
     dashboards DB. A causal LM explains its own latents (its chat template, greedy) next to the
-    token-statistics baseline, and judges both by its Yes/No log-probabilities; an encoder gets the baseline
+    token-statistics baseline, and judges both by its log-probabilities (score.py); an encoder gets the baseline
     alone, unscored. Every explanation is written back to the DB, where feature pages show it."""
     from interplab.autointerp.pipeline import explainers_for
 

@@ -6,7 +6,7 @@ import torch
 
 from interplab.autointerp.clients import LocalHFClient, OpenAICompatibleClient
 from interplab.autointerp.examples import ExampleConfig, collect_examples, split_held_out
-from interplab.autointerp.pipeline import AutointerpConfig, examples_from_db, run_autointerp
+from interplab.autointerp.pipeline import AutointerpConfig, examples_from_db, run_autointerp, summarize
 from interplab.autointerp.score import ScoreConfig
 from interplab.autointerp.serve import serve_client
 from interplab.common import InterplabError
@@ -141,3 +141,16 @@ def test_wordpiece_examples_keep_the_spaces_between_words(minilm):
     decoded = {words(minilm.tokenizer.decode(row)).removeprefix("##") for row in token_windows(minilm, texts, 16).tolist()}
     for ex in examples[0].top + examples[1].top:
         assert words(ex.text()) in decoded and len(ex.text().split()) >= 10
+
+
+def _record(feature, explainer, auroc):
+    return {"feature": feature, "explainer": explainer, "judge": "j", "detection": 0.5,
+            "detection_auroc": auroc, "fuzzing": None, "fuzzing_auroc": None}
+
+
+def test_the_summary_gives_each_explainers_auroc_spread_and_wins_over_the_baseline():
+    rec = _record
+    records = [rec(0, "token-stats", 0.8), rec(1, "token-stats", 0.6), rec(0, "llm", 0.7), rec(1, "llm", 0.9)]
+    summary = summarize(records)
+    assert summary["token-stats detection_auroc mean"] == 0.7 and summary["token-stats detection_auroc n"] == 2
+    assert summary["llm detection_auroc above baseline"] == "1 of 2" and summary["llm fuzzing_auroc n"] == 0

@@ -30,7 +30,7 @@ def test_a_perfect_judge_behind_a_real_server_scores_one(cat_examples, judge):
         client = OpenAICompatibleClient(server.url)
         det = detection_score(client, "the word cat", cat_examples)
         fuz = fuzzing_score(client, "the word cat", cat_examples)
-    assert det.balanced_accuracy == 1.0 and det.n == 22 and det.parse_failures == 0
+    assert det.balanced_accuracy == 1.0 and det.n == 20 and det.parse_failures == 0
     assert fuz.balanced_accuracy == 1.0 and fuz.tpr == 1.0 and fuz.tnr == 1.0
     assert judge.calls >= 5
 
@@ -42,4 +42,4 @@ def test_a_judge_that_always_says_yes_is_at_chance(cat_examples):
 
 def test_unreadable_replies_count_as_failures_and_predict_no(cat_examples):
     det = detection_score(Rambler(), "anything", cat_examples)
-    assert det.parse_failures == math.ceil(22 / 5) and det.tpr == 0.0 and det.balanced_accuracy == 0.5
+    assert det.parse_failures == math.ceil(20 / 5) and det.tpr == 0.0 and det.balanced_accuracy == 0.5
