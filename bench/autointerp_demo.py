@@ -17,13 +17,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import time
 from pathlib import Path
 
 import torch
 
-from interplab.activations.store import ActivationStore
 from interplab.autointerp import (
     AutointerpConfig,
     ExampleConfig,
@@ -31,36 +29,26 @@ from interplab.autointerp import (
     LocalHFClient,
     LogprobJudge,
     ScoreConfig,
+    StoreExampleConfig,
+    examples_from_store,
     run_autointerp,
     summarize,
 )
-from interplab.autointerp.examples import examples_for_latent
 from interplab.models.loading import load_model
 from interplab.models.tokens import token_texts
 from interplab.saes.io import load_sae
 from timing import cpu_seconds
 
-WINDOW, FIRST, MIN_WINDOWS = 24, 8, 40
+FIRST, MIN_WINDOWS = 8, 40  # windows of ExampleConfig.context (24) tokens
 
 
 def store_examples(run: Path, n_latents: int, cfg: ExampleConfig, tokenizer) -> dict[int, LatentExamples]:
     """Examples of `n_latents` latents sampled at random (seed 0) from the demo store (see the docstring)."""
     hook_dir = next((run / "stores").iterdir())
-    store = ActivationStore.open(hook_dir / "train")
     sae = load_sae(run / "saes" / hook_dir.name / "sae")
-    shard = store.load_shard(0)
-    with torch.no_grad():
-        z_NTF = torch.cat([sae.encode(shard.acts[i : i + 32].float()) for i in range(0, len(shard.acts), 32)])
-    z_NTF = z_NTF * shard.keep[..., None]
-    n_win = (z_NTF.shape[1] - FIRST) // WINDOW
-    z_WSF = z_NTF[:, FIRST : FIRST + n_win * WINDOW].reshape(-1, WINDOW, z_NTF.shape[-1])
-    ids_WS = shard.tokens[:, FIRST : FIRST + n_win * WINDOW].reshape(-1, WINDOW)
-    fires_F = (z_WSF > 0).any(1).sum(0)
-    ok = ((fires_F >= MIN_WINDOWS) & (len(z_WSF) - fires_F >= cfg.n_random)).nonzero().flatten().tolist()
-    features = sorted(random.Random(0).sample(ok, n_latents))
-    text = token_texts(tokenizer)
-    tokens = [[text(int(t)) for t in row] for row in ids_WS]
-    return {f: examples_for_latent(tokens, z_WSF[..., f].clone(), cfg) for f in features}
+    store_cfg = StoreExampleConfig(examples=cfg, skip_first=FIRST, min_windows=MIN_WINDOWS)
+    return examples_from_store(hook_dir / "train", sae.encode, token_texts(tokenizer), store_cfg,
+                               n_latents=n_latents, seed=0)
 
 
 def print_summary(summary: dict) -> None:

@@ -21,6 +21,7 @@ from interplab.autointerp.pipeline import (
 )
 from interplab.autointerp.score import Judge, ScoreConfig, ScoreResult, detection_score, fuzzing_score
 from interplab.autointerp.serve import ExplainServer, serve_client
+from interplab.autointerp.store_examples import StoreExampleConfig, examples_from_store
 from interplab.autointerp.token_stats import TokenStatsConfig, TokenStatsExplainer, token_stats_text
 
 __all__ = [
@@ -41,11 +42,13 @@ __all__ = [
     "OpenAICompatibleClient",
     "ScoreConfig",
     "ScoreResult",
+    "StoreExampleConfig",
     "TokenStatsConfig",
     "TokenStatsExplainer",
     "collect_examples",
     "detection_score",
     "examples_from_db",
+    "examples_from_store",
     "explain_latent",
     "explainers_for",
     "fuzzing_score",

@@ -80,8 +80,11 @@ class AnalyzeConfig:
     """Write a steering sweep report (causal LMs): a sentiment vector, target vs perplexity per coefficient."""
     toy: bool = True
     """Write the toy-model-of-superposition report (seconds, model-independent)."""
-    explain_latents: int = 12
-    """Latents of the first SAE explained and scored (0: none)."""
+    explain_latents: int = 6
+    """Latents of the first SAE explained and scored (0: none), sampled among those that fire in enough
+    cached windows (`interplab explain` scores more)."""
+    explain_examples: int = 8
+    """Held-out windows per class the judge reads per latent (detection)."""
     seed: int = 0
     """Seed of the SAE init, data order and reports."""
     device: str | None = None

@@ -59,9 +59,11 @@ def steering_report(lm: LoadedModel, hook: str, out: Path, vectors: Path, cfg: A
 
 
 def explain_report(lm: LoadedModel, hr: HookResult, db: Path, out: Path, cfg: AnalyzeConfig) -> dict[str, Any]:
-    """The first SAE's most frequent latents explained (by a causal model itself, and by token statistics),
-    scored by the model's log-probabilities, and shown on their feature pages."""
+    """Latents of the first SAE sampled among those firing in enough cached windows, explained (by a causal
+    model itself, and by token statistics), scored by the model's log-probabilities on held-out windows of the
+    cache (detection, exact negatives), and shown on their feature pages."""
     from interplab.pipelines.explain import explain_analysed_sae
 
-    run = explain_analysed_sae(lm, db, hr.run / "sae", out, cfg.explain_latents, seed=cfg.seed)
+    run = explain_analysed_sae(lm, db, hr.run / "sae", out, cfg.explain_latents, seed=cfg.seed, store=hr.store,
+                               max_examples=cfg.explain_examples)
     return {k: v for k, v in run.summary.items() if "mean" in k or "above baseline" in k}

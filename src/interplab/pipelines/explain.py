@@ -25,14 +25,18 @@ from interplab.autointerp import (
     LocalHFClient,
     LogprobJudge,
     OpenAICompatibleClient,
+    ScoreConfig,
+    StoreExampleConfig,
     TokenStatsExplainer,
     collect_examples,
     examples_from_db,
+    examples_from_store,
     run_autointerp,
     summarize,
 )
 from interplab.common import InterplabError
 from interplab.dashboards import DashboardDB, masked_url
+from interplab.models.tokens import token_texts
 from interplab.pipelines.cache import TextSource
 from interplab.pipelines.progress import progress_bar
 
@@ -201,20 +205,35 @@ def db_explainer_label(record: dict[str, Any]) -> str:
     return f"{label}; judge {record['judge']}" if record.get("judge") else label
 
 
-def explain_analysed_sae(lm: Any, db: str | Path, sae: Path, out: Path, top_n: int, seed: int = 0,
+def explain_analysed_sae(lm: Any, db: str | Path, sae: Path, out: Path, n_latents: int, seed: int = 0,
+                         store: Path | None = None, max_examples: int = 8, fuzzing: bool = False,
                          show_progress: bool = True) -> ExplainRun:
-    """The explanations stage of `analyze`: the SAE's `top_n` most frequent latents, examples read from the
-    dashboards DB. A causal LM explains its own latents (its chat template, greedy) next to the
-    token-statistics baseline, and judges both by its log-probabilities (score.py); an encoder gets the baseline
-    alone, unscored. Every explanation is written back to the DB, where feature pages show it."""
+    """The explanations stage of `analyze`. With the SAE's activation `store`: `n_latents` latents sampled
+    (seed) among those that fire in enough windows, examples and exact negatives (windows where the latent
+    is silent) read from the store (autointerp/store_examples.py); without it, the `n_latents` most
+    frequent latents from the dashboards DB (negatives approximated by other latents' windows). A causal
+    LM explains its own latents (its chat template, greedy) next to the token-statistics baseline, and
+    judges both by its log-probabilities (score.py) on `max_examples` held-out windows per class
+    (detection; fuzzing too when asked); an encoder gets the baseline alone, unscored. Every explanation is
+    written back to the DB, where feature pages show it."""
     from interplab.autointerp.pipeline import explainers_for
 
     dash = DashboardDB(str(db), create=False)
     sae_id = db_sae_id(dash, None, sae)
-    features = [f.idx for f in dash.list_features(sae_id, order="frequency", limit=top_n)]
-    examples = examples_from_db(dash, sae_id, features, seed=seed)
+    if store is not None:
+        from interplab.saes.io import load_sae
+
+        model = load_sae(sae, device=lm.device)
+        ex_cfg = StoreExampleConfig(examples=ExampleConfig(n_top=16, n_per_quantile=3, n_random=3 * max_examples,
+                                                           seed=seed))
+        examples = examples_from_store(store, model.encode, token_texts(lm.tokenizer), ex_cfg,
+                                       n_latents=n_latents, seed=seed)
+    else:
+        features = [f.idx for f in dash.list_features(sae_id, order="frequency", limit=n_latents)]
+        examples = examples_from_db(dash, sae_id, features, seed=seed)
     causal = bool(lm.is_causal)
-    cfg = AutointerpConfig(detection=causal, fuzzing=causal)
+    cfg = AutointerpConfig(score=ScoreConfig(max_examples=max_examples), detection=causal,
+                           fuzzing=causal and fuzzing, seed=seed)
     client = LocalHFClient(lm) if causal else None
     judge = LogprobJudge(lm) if causal else None
 
