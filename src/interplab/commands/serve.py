@@ -72,7 +72,7 @@ def start_server(*, db: str, sae: Path | None = None, model: str | None = None, 
 
     from interplab.common import InterplabError
     from interplab.dashboards.db import DashboardDB
-    from interplab.web import GuardConfig, create_app
+    from interplab.web import GuardConfig, bound_malloc_arenas, create_app
 
     console = Console(stderr=True)
     database = DashboardDB(db, create=False)
@@ -86,7 +86,6 @@ def start_server(*, db: str, sae: Path | None = None, model: str | None = None, 
     guards = GuardConfig(allowed_hosts=allowed_hosts(host, allow_host or []))
     if max_body is not None:
         guards.max_body_bytes = max_body
-    from interplab.web.live import bound_malloc_arenas
 
     bound_malloc_arenas()  # before uvicorn's threads: live batches' memory levels off (web/live.py)
     app = create_app(database, sae_paths=sae_paths, model=model, reports_dir=reports, device=device,

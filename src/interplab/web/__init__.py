@@ -2,5 +2,6 @@
 
 from interplab.web.app import create_app
 from interplab.web.guards import GuardConfig
+from interplab.web.live import bound_malloc_arenas
 
-__all__ = ["GuardConfig", "create_app"]
+__all__ = ["GuardConfig", "bound_malloc_arenas", "create_app"]
