@@ -1,6 +1,6 @@
 """Attribution-graph build time and peak memory on SmolLM2-135M (all 30 layers), 30-token prompt.
 
-    PYTHONPATH=src python bench/circuits_graph.py                       # 256 feature rows, batch 32
+    PYTHONPATH=src python bench/circuits_graph.py                       # 256 feature rows, batch 8
     PYTHONPATH=src python bench/circuits_graph.py --max-feature-nodes 512 --baseline-rows 8
 
 Rows: *interplab* (`attribute`: one replay of B prompt copies, B targets per backward pass), the
@@ -111,7 +111,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--tokens", type=int, default=30)
     ap.add_argument("--max-feature-nodes", type=int, default=256)
-    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--d-sae", type=int, default=4608)
     ap.add_argument("--k", type=int, default=32)
     ap.add_argument("--baseline-rows", type=int, default=8)
