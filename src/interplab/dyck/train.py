@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from interplab.common import InterplabError, free_cpu_threads, seed_everything
+from interplab.common import InterplabError, cpu_threads, seed_everything
 from interplab.data.synthetic.dyck import DyckSet
 from interplab.dyck.model import DyckModelConfig, DyckTransformer, losses
 from interplab.training import lr_at
@@ -65,15 +65,13 @@ def train_dyck_model(data: DyckSet, model_cfg: DyckModelConfig, cfg: DyckTrainCo
     seed_everything(cfg.seed)
     model = DyckTransformer(model_cfg)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(free_cpu_threads(cfg.threads))
     norms: list[Tensor] = []
 
     def record(layer: int, z_BHTd: Tensor) -> Tensor:
         norms.append(z_BHTd.norm(dim=-1).mean(dim=(0, 2)).sum())
         return z_BHTd
 
-    try:
+    with cpu_threads("cpu", cfg.threads):  # the Dyck model trains on the CPU
         model.train()
         for step in range(cfg.steps):
             rows = _batch_rows(len(data), step, cfg.batch_size, cfg.seed)
@@ -92,6 +90,4 @@ def train_dyck_model(data: DyckSet, model_cfg: DyckModelConfig, cfg: DyckTrainCo
             if on_step is not None:
                 on_step(step + 1, cfg.steps, {"loss": float(loss.detach()), "balanced_loss": float(cls.detach()),
                                               "depth_loss": float(depth.detach())})
-    finally:
-        torch.set_num_threads(threads)
     return model.eval()

@@ -20,7 +20,7 @@ from typing import NamedTuple
 
 import torch
 
-from interplab.common import InterplabError, free_cpu_threads, get_logger, seed_everything
+from interplab.common import InterplabError, cpu_threads, get_logger, seed_everything
 from interplab.lens.decode import final_decoder, kl_from_log_probs, layer_labels
 from interplab.lens.logit_lens import lens_log_probs, stream_chunks
 from interplab.lens.tuned import TunedLens
@@ -145,33 +145,30 @@ def train_tuned_lens(lm: LoadedModel, texts: Sequence[str], cfg: TunedLensConfig
     start = _restore(ckpt, lens, opt, cfg) if ckpt is not None and resume else 0
     metrics = JsonlMetrics(Path(folder) / "metrics.jsonl", resume=start > 0) if folder else None
     order = torch.randperm(len(texts), generator=torch.Generator().manual_seed(cfg.seed)).tolist()
-    threads = torch.get_num_threads()
-    if lm.device.type == "cpu":
-        torch.set_num_threads(free_cpu_threads(cfg.threads))
-    frozen = [p for p in lm.model.parameters() if p.requires_grad]
-    for p in frozen:
-        p.requires_grad_(False)  # only the translators get gradients
-    loss, tokens = float("nan"), 0
-    try:
-        for step in range(start, cfg.steps):
-            for group in opt.param_groups:
-                group["lr"] = lr_at(step, cfg.steps, cfg.lr, cfg.warmup_steps, cfg.lr_decay)
-            opt.zero_grad(set_to_none=True)
-            loss, n_tokens = _step_loss(lm, lens, _batch_texts(texts, order, step, cfg.batch_size), cfg)
-            tokens += n_tokens
-            if not torch.isfinite(torch.tensor(loss)):
-                raise InterplabError(f"tuned lens training diverged at step {step + 1} (loss {loss}); lower --lr")
-            opt.step()
-            done = step + 1
-            if metrics is not None and (done % cfg.log_every == 0 or done == cfg.steps):
-                metrics(done, {"loss": loss, "lr": opt.param_groups[0]["lr"]})
-            if ckpt is not None and (ckpt.should_save(done) or done == cfg.steps):
-                _save(ckpt, done, lens, opt, cfg)
-            if on_step is not None:
-                on_step(done, cfg.steps)
-    finally:
+    with cpu_threads(lm.device, cfg.threads):
+        frozen = [p for p in lm.model.parameters() if p.requires_grad]
         for p in frozen:
-            p.requires_grad_(True)
-        torch.set_num_threads(threads)
+            p.requires_grad_(False)  # only the translators get gradients
+        loss, tokens = float("nan"), 0
+        try:
+            for step in range(start, cfg.steps):
+                for group in opt.param_groups:
+                    group["lr"] = lr_at(step, cfg.steps, cfg.lr, cfg.warmup_steps, cfg.lr_decay)
+                opt.zero_grad(set_to_none=True)
+                loss, n_tokens = _step_loss(lm, lens, _batch_texts(texts, order, step, cfg.batch_size), cfg)
+                tokens += n_tokens
+                if not torch.isfinite(torch.tensor(loss)):
+                    raise InterplabError(f"tuned lens training diverged at step {step + 1} (loss {loss}); lower --lr")
+                opt.step()
+                done = step + 1
+                if metrics is not None and (done % cfg.log_every == 0 or done == cfg.steps):
+                    metrics(done, {"loss": loss, "lr": opt.param_groups[0]["lr"]})
+                if ckpt is not None and (ckpt.should_save(done) or done == cfg.steps):
+                    _save(ckpt, done, lens, opt, cfg)
+                if on_step is not None:
+                    on_step(done, cfg.steps)
+        finally:
+            for p in frozen:
+                p.requires_grad_(True)
     lens.eval()
     return lens, LensTrainResult(steps=cfg.steps, resumed_from=start, last_loss=loss, tokens=tokens)
