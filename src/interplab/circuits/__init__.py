@@ -6,7 +6,12 @@ from interplab.circuits.attention_mlp import AttentionMLPConfig
 from interplab.circuits.attribution import AttributionGraph, GraphConfig, attribute, influence
 from interplab.circuits.graph import graph_json, prune, read_graph, write_graph
 from interplab.circuits.head_contributions import Reader, contributions, neuron_reader, transcoder_reader
-from interplab.circuits.interventions import check_interventions, frozen_change, graph_prediction
+from interplab.circuits.interventions import (
+    check_interventions,
+    frozen_change,
+    graph_prediction,
+    top_features,
+)
 
 __all__ = [
     "AttentionMLPConfig",
@@ -23,6 +28,7 @@ __all__ = [
     "neuron_reader",
     "prune",
     "read_graph",
+    "top_features",
     "transcoder_reader",
     "write_graph",
 ]

@@ -1,6 +1,8 @@
 """Interventions on graph features: the real model's logit change next to the graph's prediction.
 
-1. Pick features (default: the `top` with the largest |direct effect| on the target logit).
+1. Pick features: the `top` with the largest |direct effect| on the target logit (`by="direct"`), or
+   the largest influence on it through the graph's rows (`by="influence"`, how pruning ranks nodes;
+   it reaches features in earlier layers, whose effect passes through later ones).
 2. Real model: run the prompt with layer L's MLP output at position p changed by
    (scale - 1) · a · W_dec[f] (scale 0 ablates the feature, 2 doubles it) and nothing else frozen;
    Δ_real = logit - clean logit.
@@ -13,7 +15,10 @@
 5. To tell those apart, Δ_frozen_attn runs the same edit in the real model with every attention
    pattern and norm scale held at the clean run's (replacement.py's replay, MLPs left real):
    Δ_real - Δ_frozen_attn is what moving attention and norms add; Δ_frozen_attn - Δ_graph is what the
-   MLPs' nonlinearity adds (features switching, error terms changing).
+   MLPs' nonlinearity adds (features switching, error terms changing). Δ_frozen_attn is also what
+   circuit-tracer's `feature_intervention` measures by default (`freeze_attention=True`: attention
+   patterns and norm scales frozen, MLPs live), so `rel_error_frozen` = |Δ_frozen_attn - Δ_graph| /
+   |Δ_frozen_attn| is the check under that protocol.
 """
 
 from __future__ import annotations
@@ -23,8 +28,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from interplab.circuits.attribution import AttributionGraph
+from interplab.circuits.attribution import AttributionGraph, influence
 from interplab.circuits.replacement import FrozenState, frozen
+from interplab.common import InterplabError
 from interplab.models.interventions import replace_activation
 
 
@@ -82,12 +88,31 @@ def frozen_attention_change(model: nn.Module, transcoders: list[Any], input_ids:
     return changed - clean
 
 
+SELECT_BY = ("direct", "influence")
+
+
+def top_features(g: AttributionGraph, top: int, by: str = "direct", logit_row: int = 0) -> list[int]:
+    """Feature columns with the largest |direct effect| on the target logit, or the largest influence
+    on it through the rows computed (|A| normalised per row, summed over paths; see `influence`)."""
+    if by == "direct":
+        score = g.rows[logit_row, : g.n_features].abs().double()
+    elif by == "influence":
+        n_logits = len(g.logit_tokens)
+        row_cols = torch.cat([torch.full((n_logits,), -1, dtype=torch.long), g.row_features])
+        weights = torch.zeros(g.rows.shape[0], dtype=torch.float64)
+        weights[logit_row] = 1.0
+        score = influence(g.rows.double(), row_cols, weights, g.rows.shape[1])[: g.n_features]
+    else:
+        raise InterplabError(f"unknown feature selection {by!r}; use one of {', '.join(SELECT_BY)}")
+    return score.argsort(descending=True)[:top].tolist()
+
+
 def check_interventions(model: nn.Module, transcoders: list[Any], g: AttributionGraph, top: int = 5,
-                        scale: float = 0.0, logit_row: int = 0, columns: list[int] | None = None) -> list[dict[str, Any]]:
-    """One row per feature (`columns`, else the `top` by |direct effect|): where it is, Δ_real,
-    Δ_frozen_attn, Δ_direct, Δ_graph and the relative errors."""
-    direct_effects = g.rows[logit_row, : g.n_features].abs()
-    cols = columns if columns is not None else direct_effects.argsort(descending=True)[:top].tolist()
+                        scale: float = 0.0, logit_row: int = 0, columns: list[int] | None = None,
+                        by: str = "direct") -> list[dict[str, Any]]:
+    """One row per feature (`columns`, else the `top` by `by`, see `top_features`): where it is,
+    Δ_real, Δ_frozen_attn, Δ_direct, Δ_graph and the relative errors."""
+    cols = columns if columns is not None else top_features(g, top, by, logit_row)
     ids = torch.tensor([g.input_ids], device=next(model.parameters()).device)
     out = []
     for c in cols:
@@ -98,6 +123,7 @@ def check_interventions(model: nn.Module, transcoders: list[Any], g: Attribution
         out.append({"layer": L, "pos": p, "feature": f, "activation": a, "delta_real": real,
                     "delta_frozen_attn": held, "delta_direct": direct, "delta_graph": through,
                     "rel_error": abs(real - through) / max(abs(real), 1e-12),
+                    "rel_error_frozen": abs(held - through) / max(abs(held), 1e-12),
                     "rel_error_direct": abs(real - direct) / max(abs(real), 1e-12)})
     return out
 

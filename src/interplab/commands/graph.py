@@ -21,6 +21,8 @@ def register(app: typer.Typer) -> None:
         option("prompt", ..., "The prompt whose next-token logit is explained.", str, "Graph"),
         option("out", ..., "Report folder (created): graph.json, tables, index.json.", Path, "Graph"),
         option("check", 0, "Ablate the top N features in the real model and compare with the graph.", int, "Graph"),
+        option("check_by", "direct", "Which features --check ablates: the largest |direct effect| on the logit "
+               "(direct) or the largest influence through the graph (influence).", str, "Graph"),
         option("device", None, "cpu, cuda, ... (default: CUDA when present).", str | None, "Model"),
         option("overwrite", False, "Replace a finished report in --out.", bool, "Graph"),
         *dataclass_options(GraphConfig, "Graph"),
@@ -35,7 +37,7 @@ def _graph(values: dict[str, Any]) -> None:
 
     lm = load_model(values["model"], device=values["device"])
     data = graph_run(values["out"], lm, values["transcoders"], values["prompt"], values_for(GraphConfig, values),
-                     check=values["check"], overwrite=values["overwrite"])
+                     check=values["check"], check_by=values["check_by"], overwrite=values["overwrite"])
     meta = data["metadata"]
     typer.echo(f"graph: {len(data['nodes'])} nodes, {len(data['links'])} links, completeness error "
                f"{meta['completeness_logit_abs_error']:.2e}, {meta['seconds_total']:.1f} s -> {values['out']}")

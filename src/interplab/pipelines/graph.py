@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from interplab.circuits import GraphConfig, attribute, check_interventions, graph_json, write_graph
+from interplab.circuits.interventions import SELECT_BY
 from interplab.common import InterplabError
 from interplab.models.loading import LoadedModel
 from interplab.pipelines.transcoders import load_layer_transcoders
@@ -25,9 +26,11 @@ GRAPH_FILE = "graph.json"
 
 def graph_run(out: str | Path, lm: LoadedModel, transcoders_folder: str | Path, prompt: str,
               cfg: GraphConfig | None = None, target_tokens: list[int] | None = None, check: int = 0,
-              overwrite: bool = False) -> dict[str, Any]:
+              check_by: str = "direct", overwrite: bool = False) -> dict[str, Any]:
     """Write the graph of `prompt` (transcoders from a `train_transcoders_run` folder) into `out`."""
     cfg = cfg or GraphConfig()
+    if check and check_by not in SELECT_BY:
+        raise InterplabError(f"--check-by {check_by!r} is not one of {', '.join(SELECT_BY)}")
     layers = load_layer_transcoders(transcoders_folder, device=lm.device)
     if sorted(layers) != list(range(lm.n_layers)):
         raise InterplabError(f"{transcoders_folder} has transcoders for layers {sorted(layers)}; a graph needs "
@@ -47,8 +50,10 @@ def graph_run(out: str | Path, lm: LoadedModel, transcoders_folder: str | Path, 
                "nodes": len(data["nodes"]), "links": len(data["links"]), "active_features": g.n_features}
     if check:
         with torch.no_grad():
-            rows = check_interventions(lm.model, tcs, g, top=check)
+            rows = check_interventions(lm.model, tcs, g, top=check, by=check_by)
         writer.table("interventions", rows, "Ablating top features: real model vs graph")
         summary["intervention_median_rel_error"] = float(torch.tensor([r["rel_error"] for r in rows]).median())
+        summary["intervention_median_rel_error_frozen"] = float(
+            torch.tensor([r["rel_error_frozen"] for r in rows]).median())
     writer.finish(summary)
     return data

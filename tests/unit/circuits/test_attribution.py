@@ -9,6 +9,7 @@ from circuit_helpers import random_transcoders
 from interplab.circuits.attribution import GraphConfig, attribute
 from interplab.circuits.graph import graph_json, node_ids
 from interplab.circuits.interventions import frozen_change
+from interplab.common import InterplabError
 
 PROMPT = "The cat sat on the mat because it was"
 
@@ -85,3 +86,28 @@ def test_frozen_attention_change_is_exact_without_mlp_nonlinearity_downstream(ti
         assert row["delta_frozen_attn"] == pytest.approx(row["delta_graph"], rel=1e-6, abs=1e-9)
     assert all(abs(r["delta_graph"]) > 1e-6 for r in rows)
     assert any(abs(r["delta_real"] - r["delta_frozen_attn"]) > 1e-9 for r in rows)
+
+
+def test_top_features_by_influence_reach_earlier_layers_and_weigh_the_logit_row(tiny64):
+    from interplab.circuits.attribution import influence
+    from interplab.circuits.interventions import top_features
+
+    tcs = random_transcoders(tiny64.n_layers, tiny64.d_model)
+    g = attribute(tiny64.model, tiny64.tokenizer, tcs, PROMPT, GraphConfig(max_feature_nodes=64, batch_size=16))
+    direct = top_features(g, 5, "direct")
+    assert direct == g.rows[0, : g.n_features].abs().argsort(descending=True)[:5].tolist()
+    by_influence = top_features(g, 5, "influence")
+    assert len(set(by_influence)) == 5 and all(0 <= c < g.n_features for c in by_influence)
+    # a feature of the last layer feeds no other row: its influence is its share of the logit row's |A|
+    row_cols = torch.cat([torch.full((len(g.logit_tokens),), -1, dtype=torch.long), g.row_features])
+    weights = torch.zeros(g.rows.shape[0], dtype=torch.float64)
+    weights[0] = 1.0
+    infl = influence(g.rows.double(), row_cols, weights, g.rows.shape[1])
+    share = g.rows[0].double().abs() / g.rows[0].double().abs().sum()
+    last = [c for c in range(g.n_features) if int(g.feat_layer[c]) == tiny64.n_layers - 1]
+    assert torch.allclose(infl[last], share[last], rtol=1e-9, atol=1e-15)
+    # earlier features gain influence through the rows of the features they feed
+    earlier = [c for c in range(g.n_features) if int(g.feat_layer[c]) < tiny64.n_layers - 1]
+    assert bool((infl[earlier] > share[earlier] + 1e-12).any())
+    with pytest.raises(InterplabError, match="unknown feature selection"):
+        top_features(g, 5, "random")
