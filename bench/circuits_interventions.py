@@ -11,7 +11,8 @@
 2. For each of 5 prompts a graph in float64 (`--max-feature-nodes` rows) with its own top logit as
    target; the top-5 features are ablated (scale 0) in the real model (`check_interventions`), chosen
    by |direct effect| on the logit and by influence through the graph (`--by`; direct-effect picks sit
-   mostly in the last layers, influence picks reach earlier ones).
+   mostly in the last layers, influence picks reach earlier ones); `--max-layer` keeps to features at or
+   below a layer, whose effect passes through later MLPs.
 3. Per feature, two protocols: the real model with nothing frozen (Δ_real), and the real model with
    attention patterns and norm scales held at the clean run's, MLPs live (Δ_frozen_attn: what
    circuit-tracer's `feature_intervention` measures by default, `freeze_attention=True`). Relative
@@ -57,13 +58,14 @@ def _q(values: list[float]) -> str:
 
 def _rows(lm, tcs, args: argparse.Namespace, by: str) -> list[dict]:
     from interplab.circuits.attribution import GraphConfig, attribute
-    from interplab.circuits.interventions import check_interventions
+    from interplab.circuits.interventions import check_interventions, top_features
 
     rows = []
     for prompt in PROMPTS:
         g = attribute(lm.model, lm.tokenizer, tcs, prompt,
                       GraphConfig(max_feature_nodes=args.max_feature_nodes, batch_size=args.batch_size))
-        for r in check_interventions(lm.model, tcs, g, top=args.top, by=by):
+        cols = [c for c in top_features(g, g.n_features, by) if int(g.feat_layer[c]) <= args.max_layer][: args.top]
+        for r in check_interventions(lm.model, tcs, g, columns=cols):
             rows.append(r)
             if args.verbose:
                 print(by, {k: round(v, 6) if isinstance(v, float) else v for k, v in r.items()})
@@ -91,6 +93,9 @@ def main() -> None:
     ap.add_argument("--k", type=int, default=8)
     ap.add_argument("--top", type=int, default=5)
     ap.add_argument("--by", default="direct,influence", help="feature choice: direct, influence or both")
+    ap.add_argument("--max-layer", type=int, default=10**6,
+                    help="choose only features at this layer or below (last-layer features reach the logit "
+                         "through no MLP, so they only test the norms and attention)")
     ap.add_argument("--max-feature-nodes", type=int, default=256)
     ap.add_argument("--batch-size", type=int, default=32, help="graph targets per backward pass")
     ap.add_argument("--threads", type=int, default=2)
@@ -123,7 +128,9 @@ def main() -> None:
                 notes.append(f"{name}, by {by}: {time.perf_counter() - t0:.0f} s")
                 table.append(_line(name, by, rows))
     print("\n".join(notes))
-    print(f"{len(PROMPTS)} prompts x top-{args.top} features, ablated; float64; rel error = |Δ - Δ_graph| / |Δ|")
+    below = f" at layers <= {args.max_layer}" if args.max_layer < 10**6 else ""
+    print(f"{len(PROMPTS)} prompts x top-{args.top} features{below}, ablated; float64; "
+          "rel error = |Δ - Δ_graph| / |Δ|")
     print("| model | chosen by | features | layers | abs Δ_real logit (10/50/90 %) | rel error, nothing frozen "
           "(10/50/90 %) | within 10 % | rel error, attention + norms frozen (10/50/90 %) | within 10 % | "
           "attention + norms part | MLP nonlinearity part |")

@@ -7,9 +7,10 @@ retain exact match (trained question form, as served), held-out perplexity and C
 measures nothing the attacks measure (no relearning, probes or direction removal), so choosing a
 method's default from it cannot favour a verdict.
 
-Rule for a default: the weakest setting of the grid whose forget exact match is at most chance + the
-verdict's margin (rule 1 of `interplab.unlearning.verdict`); among those, the highest retain exact
-match. A method with no such setting keeps its default, and the table says so.
+Rule for a default: among the settings whose forget exact match is at most chance + the verdict's
+margin (rule 1 of `interplab.unlearning.verdict`), those of the weakest tier (`GRID`: learning rate ×
+steps, from the default outwards), and of those the one with the highest retain exact match. A method
+with no such setting keeps its default, and the table says so.
 
     PYTHONPATH=src python bench/unlearning_strength.py --organism runs/organism --workers 2
     PYTHONPATH=src python bench/unlearning_strength.py --organism runs/organism --methods npo,rmu
@@ -35,14 +36,16 @@ from interplab.unlearning.metrics import chance_accuracy, fluency, qa_accuracy
 from interplab.unlearning.verdict import VerdictConfig
 from timing import cpu_seconds
 
-# From the default outwards: learning rates ×3 and ×10 for the gradient methods; RMU also with a larger
-# target norm; SAE clamping with more latents and a harder clamp.
-GRID: dict[str, list[dict[str, Any]]] = {
-    "gradient-ascent": [{}, {"lr": 3e-5}, {"lr": 1e-4}],
-    "gradient-difference": [{}, {"lr": 3e-5}, {"lr": 1e-4}],
-    "npo": [{}, {"lr": 3e-5}, {"lr": 1e-4}],
-    "rmu": [{}, {"lr": 1e-4}, {"lr": 1e-4, "steer_scale": 8.0}],
-    "sae-clamp": [{}, {"n_latents": 64}, {"clamp_multiple": 20.0}, {"n_latents": 64, "clamp_multiple": 20.0}],
+# Tiers of strength, from the default outwards: the gradient methods at learning rates ×3 and ×10, then
+# ×10 for twice the steps and ×30 (equal lr × steps share a tier); RMU at learning rates ×2 to ×60 (its
+# loss barely moves at the default); SAE clamping with more latents and a harder clamp.
+GRID: dict[str, list[list[dict[str, Any]]]] = {
+    "gradient-ascent": [[{}], [{"lr": 3e-5}], [{"lr": 1e-4}]],
+    "gradient-difference": [[{}], [{"lr": 3e-5}], [{"lr": 1e-4}], [{"lr": 1e-4, "steps": 40}], [{"lr": 3e-4}]],
+    "npo": [[{}], [{"lr": 3e-5}], [{"lr": 1e-4}], [{"lr": 1e-4, "steps": 40}], [{"lr": 3e-4}]],
+    "rmu": [[{}], [{"lr": 1e-4}, {"lr": 1e-4, "steer_scale": 8.0}], [{"lr": 1e-3}],
+            [{"lr": 2e-3}, {"lr": 1e-3, "steps": 60}], [{"lr": 3e-3}]],
+    "sae-clamp": [[{}], [{"n_latents": 64}, {"clamp_multiple": 20.0}], [{"n_latents": 64, "clamp_multiple": 20.0}]],
 }
 
 _CTX: dict[str, Any] = {}
@@ -59,14 +62,14 @@ def run_method(name: str) -> list[dict[str, Any]]:
     ctx = _CTX["ctx"]
     people_cfg = ctx.organism.cfg.people
     rows = []
-    for change in GRID[name]:
+    for tier, change in ((t, c) for t, settings in enumerate(GRID[name]) for c in settings):
         restore(ctx.lm, ctx.organism_weights)
         torch.manual_seed(0)
         cfg = replace(method(name).config(), **change)
         cpu0 = cpu_seconds()
         served = unlearn(ctx.lm, ctx.data, name, cfg, seed=0)
         cpu_unlearn = cpu_seconds() - cpu0
-        rows.append({"method": name, "setting": change or "default",
+        rows.append({"method": name, "tier": tier, "setting": change or "default",
                      "forget_em": qa_accuracy(served, ctx.organism.forget, people_cfg, with_filter=True),
                      "retain_em": qa_accuracy(served, ctx.retain_eval, people_cfg, with_filter=True),
                      "ppl": fluency(served, ctx.fluency_texts, ctx.cfg.fluency_tokens),
@@ -76,13 +79,12 @@ def run_method(name: str) -> list[dict[str, Any]]:
 
 
 def choose(rows: list[dict[str, Any]], ceiling: float) -> dict[str, Any] | None:
-    """The weakest forgetting setting (grid order), ties on strength broken by retain."""
+    """The forgetting setting of the weakest tier; within a tier, the one with the best retain."""
     forgot = [r for r in rows if r["forget_em"] <= ceiling]
     if not forgot:
         return None
-    first = rows.index(forgot[0])
-    same_rank = [r for r in forgot if rows.index(r) == first]
-    return max(same_rank, key=lambda r: r["retain_em"])
+    tier = min(r["tier"] for r in forgot)
+    return max((r for r in forgot if r["tier"] == tier), key=lambda r: r["retain_em"])
 
 
 def main() -> None:
@@ -109,14 +111,14 @@ def main() -> None:
             print(f"[{time.perf_counter() - t0:5.0f} s] {futures[fut]} done", flush=True)
     print(f"\norganism {args.organism}: forget chance {chance:.2f}, forgotten at forget EM <= {ceiling:.2f}; "
           f"{time.perf_counter() - t0:.0f} s wall, load average {load0:.1f} before, {os.getloadavg()[0]:.1f} after\n")
-    print("| method | setting | forget EM | retain EM | held-out ppl | unlearning CPU s | chosen |")
-    print("| --- | --- | ---: | ---: | ---: | ---: | --- |")
+    print("| method | tier | setting | forget EM | retain EM | held-out ppl | unlearning CPU s | chosen |")
+    print("| --- | ---: | --- | ---: | ---: | ---: | ---: | --- |")
     for name in names:
         pick = choose(results[name], ceiling)
         for r in results[name]:
             setting = "default" if r["setting"] == "default" else ", ".join(f"{k} {v:g}" for k, v in r["setting"].items())
             mark = "yes" if r is pick else ("none forgets" if pick is None and r is results[name][0] else "")
-            print(f"| {name} | {setting} | {r['forget_em']:.2f} | {r['retain_em']:.2f} | {r['ppl']:.1f} | "
+            print(f"| {name} | {r['tier']} | {setting} | {r['forget_em']:.2f} | {r['retain_em']:.2f} | {r['ppl']:.1f} | "
                   f"{r['unlearn_cpu_s']:.0f} | {mark} |")
 
 

@@ -37,13 +37,18 @@ from interplab.unlearning.served import ServedModel
 
 @dataclass
 class GradientAscentConfig:
-    """Gradient ascent on the forget set."""
+    """Gradient ascent on the forget set.
+
+    Defaults (this class and the two below): the weakest setting that makes the SmolLM2-135M organism
+    forget (forget exact match at most chance + the verdict's margin), by bench/unlearning_strength.py
+    (docs/unlearning.md has its table). None of them forgets selectively there: retain accuracy falls
+    with forget accuracy."""
 
     steps: int = 20
     """Optimiser steps."""
     batch_size: int = 8
     """Forget pairs per step (and retain pairs, for methods with a retain term)."""
-    lr: float = 1e-5
+    lr: float = 1e-4
     """AdamW learning rate (constant)."""
     max_grad_norm: float | None = 1.0
     """Clip the gradient norm to this value (None: no clipping)."""
@@ -57,6 +62,7 @@ class GradientAscentConfig:
 class GradientDifferenceConfig(GradientAscentConfig):
     """Gradient ascent on the forget set plus descent on the retain set."""
 
+    steps: int = 40
     retain_weight: float = 1.0
     """Weight w of the retain set's NLL."""
 
