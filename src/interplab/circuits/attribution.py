@@ -51,6 +51,10 @@ class GraphConfig:
     """Pruning keeps the highest-scoring edges holding this share of the total edge score."""
     n_logits: int = 1
     """Target logits when none are given: the model's top predictions at the last position."""
+    first_position_features: bool = False
+    """Keep transcoder features at the first position (the attention sink). By default they join that
+    position's error node, as circuit-tracer zeroes them: transcoders are trained with sinks left out,
+    so features there are read off-distribution, and ablating one can move the frozen replay to NaN."""
 
 
 @dataclass
@@ -84,8 +88,11 @@ def _skip(tc: Any, x: Tensor) -> Tensor:
 
 
 @torch.no_grad()
-def record(model: nn.Module, transcoders: list[Any], input_ids: Tensor) -> Recording:
-    """Run the real model once (patterns and scales recorded) and read the transcoders' sources."""
+def record(model: nn.Module, transcoders: list[Any], input_ids: Tensor,
+           first_position_features: bool = True) -> Recording:
+    """Run the real model once (patterns and scales recorded) and read the transcoders' sources.
+    Without `first_position_features`, position 0's features are moved into its error node (the
+    position's MLP output is still split exactly into features + error + skip + bias)."""
     n = len(transcoders)
     state = FrozenState(mode="record")
     hooks = [f"blocks.{L}.{s}" for L in range(n) for s in ("mlp_in", "mlp_out")]
@@ -101,11 +108,16 @@ def record(model: nn.Module, transcoders: list[Any], input_ids: Tensor) -> Recor
     for L, tc in enumerate(transcoders):
         x, y = acts[f"blocks.{L}.mlp_in"][0], acts[f"blocks.{L}.mlp_out"][0]
         out = tc(x)
-        p, f = out.latents.nonzero(as_tuple=True)
+        latents, error = out.latents, y - out.x_hat
+        if not first_position_features:
+            error[0] += (latents[0] @ tc.W_dec).to(error.dtype)
+            latents = latents.clone()
+            latents[0] = 0
+        p, f = latents.nonzero(as_tuple=True)
         pos.append(p)
         idx.append(f)
-        act.append(out.latents[p, f])
-        err.append(y - out.x_hat)
+        act.append(latents[p, f])
+        err.append(error)
     return Recording(input_ids=input_ids, embeds_PD=seen["e"][0],
                      mlp_in=[acts[f"blocks.{L}.mlp_in"][0] for L in range(n)],
                      mlp_out=[acts[f"blocks.{L}.mlp_out"][0] for L in range(n)], feat_pos=pos, feat_idx=idx,
@@ -305,7 +317,7 @@ def attribute(model: nn.Module, tokenizer: Any, transcoders: list[Any], prompt: 
     if len(transcoders) != len(block_list(model)):
         raise InterplabError(f"the model has {len(block_list(model))} layers but {len(transcoders)} transcoders "
                              "were given; a graph needs one per layer")
-    rec = record(model, transcoders, ids)
+    rec = record(model, transcoders, ids, cfg.first_position_features)
     probs = rec.logits_V.float().softmax(-1)
     logit_tokens = list(target_tokens) if target_tokens else probs.topk(cfg.n_logits).indices.tolist()
     if len(logit_tokens) > cfg.batch_size:

@@ -111,3 +111,17 @@ def test_top_features_by_influence_reach_earlier_layers_and_weigh_the_logit_row(
     assert bool((infl[earlier] > share[earlier] + 1e-12).any())
     with pytest.raises(InterplabError, match="unknown feature selection"):
         top_features(g, 5, "random")
+
+
+def test_first_position_features_join_its_error_node_and_completeness_still_holds(tiny64):
+    tcs = random_transcoders(tiny64.n_layers, tiny64.d_model)
+    kept = attribute(tiny64.model, tiny64.tokenizer, tcs, PROMPT,
+                     GraphConfig(max_feature_nodes=16, batch_size=16, first_position_features=True))
+    dropped = attribute(tiny64.model, tiny64.tokenizer, tcs, PROMPT, GraphConfig(max_feature_nodes=16, batch_size=16))
+    assert bool((kept.feat_pos == 0).any())  # random transcoders fire at the sink position too
+    assert not bool((dropped.feat_pos == 0).any())
+    assert dropped.n_features == kept.n_features - int((kept.feat_pos == 0).sum())
+    real = _hf_logit(tiny64, PROMPT, dropped.logit_tokens[0])
+    for g in (kept, dropped):
+        assert abs(float(g.rows[0].double().sum() + g.row_bias[0]) - real) < 1e-4
+        assert float(g.completeness_error().max()) < 1e-8
