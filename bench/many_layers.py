@@ -107,17 +107,17 @@ def stream_cfg(args: argparse.Namespace) -> StreamConfig:
 
 
 def streamed(lm: LoadedModel, texts: list[str], args: argparse.Namespace) -> tuple[list[Stage], int]:
-    """The streamed rows, and the number of batches one epoch of the stream gave."""
+    """The streamed rows, and the number of batches one epoch of the stream gives (counted by the
+    forward-only pass, which runs first: sinks and special tokens are left out, so only a pass knows)."""
     hooks = args.hooks
-    group = SAEGroup.of(hooks, [new_sae(args, lm.d_model, h, i).cfg for i, h in enumerate(hooks)])
-    stream = ForwardStream(lm, texts, hooks, cfg=stream_cfg(args))
-    wall, cpu, steps = timed_fit(group, stream, args, stream.batches_per_epoch())
-    rows = [Stage("streamed: forward + train all", "all", steps * args.batch_size, wall, cpu)]
     clock = Clock()
     clock.start()
     n = sum(len(x) for x in ForwardStream(lm, texts, hooks, cfg=stream_cfg(args)))
-    rows.append(Stage("streamed: forward passes only", "all", n, *clock.stop()))
-    return rows, steps
+    only_forward = Stage("streamed: forward passes only", "all", n, *clock.stop())
+    group = SAEGroup.of(hooks, [new_sae(args, lm.d_model, h, i).cfg for i, h in enumerate(hooks)])
+    stream = ForwardStream(lm, texts, hooks, cfg=stream_cfg(args))
+    wall, cpu, steps = timed_fit(group, stream, args, n // args.batch_size)
+    return [Stage("streamed: forward + train all", "all", steps * args.batch_size, wall, cpu), only_forward], steps
 
 
 def cached(lm: LoadedModel, texts: list[str], args: argparse.Namespace, work: Path, steps: int) -> list[Stage]:
