@@ -59,7 +59,7 @@ def summary_rows(results: Sequence[ArmResult]) -> list[dict[str, Any]]:
             mean, std = _mean_std([m[key] for m in mine])
             row[key], row[f"{key}_std"] = mean, std
         verdicts = Counter(m["verdict"] for m in mine if m["verdict"])
-        row["verdict"] = " | ".join(f"{v} ({n}/{len(mine)})" for v, n in verdicts.items()) if verdicts else "reference"
+        row["verdict"] = "; ".join(f"{v} ({n}/{len(mine)})" for v, n in verdicts.items()) if verdicts else "reference"
         rows.append(row)
     return rows
 
