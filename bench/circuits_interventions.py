@@ -64,7 +64,8 @@ def _rows(lm, tcs, args: argparse.Namespace, by: str) -> list[dict]:
     for prompt in PROMPTS:
         g = attribute(lm.model, lm.tokenizer, tcs, prompt,
                       GraphConfig(max_feature_nodes=args.max_feature_nodes, batch_size=args.batch_size))
-        cols = [c for c in top_features(g, g.n_features, by) if int(g.feat_layer[c]) <= args.max_layer][: args.top]
+        cols = [c for c in top_features(g, g.n_features, by)
+                if args.max_layer is None or int(g.feat_layer[c]) <= args.max_layer][: args.top]
         for r in check_interventions(lm.model, tcs, g, columns=cols):
             rows.append(r)
             if args.verbose:
@@ -93,7 +94,7 @@ def main() -> None:
     ap.add_argument("--k", type=int, default=8)
     ap.add_argument("--top", type=int, default=5)
     ap.add_argument("--by", default="direct,influence", help="feature choice: direct, influence or both")
-    ap.add_argument("--max-layer", type=int, default=10**6,
+    ap.add_argument("--max-layer", type=int, default=None,
                     help="choose only features at this layer or below (last-layer features reach the logit "
                          "through no MLP, so they only test the norms and attention)")
     ap.add_argument("--max-feature-nodes", type=int, default=256)
@@ -128,7 +129,7 @@ def main() -> None:
                 notes.append(f"{name}, by {by}: {time.perf_counter() - t0:.0f} s")
                 table.append(_line(name, by, rows))
     print("\n".join(notes))
-    below = f" at layers <= {args.max_layer}" if args.max_layer < 10**6 else ""
+    below = f" at layers <= {args.max_layer}" if args.max_layer is not None else ""
     print(f"{len(PROMPTS)} prompts x top-{args.top} features{below}, ablated; float64; "
           "rel error = |Δ - Δ_graph| / |Δ|")
     print("| model | chosen by | features | layers | abs Δ_real logit (10/50/90 %) | rel error, nothing frozen "

@@ -89,7 +89,7 @@ def _skip(tc: Any, x: Tensor) -> Tensor:
 
 @torch.no_grad()
 def record(model: nn.Module, transcoders: list[Any], input_ids: Tensor,
-           first_position_features: bool = True) -> Recording:
+           first_position_features: bool = False) -> Recording:
     """Run the real model once (patterns and scales recorded) and read the transcoders' sources.
     Without `first_position_features`, position 0's features are moved into its error node (the
     position's MLP output is still split exactly into features + error + skip + bias)."""
@@ -201,6 +201,10 @@ class AttributionGraph:
     @property
     def n_positions(self) -> int:
         return len(self.tokens)
+
+    def row_cols(self) -> Tensor:
+        """Each row's column: -1 for the logit rows, then the visited features' (what `influence` takes)."""
+        return torch.cat([torch.full((len(self.logit_tokens),), -1, dtype=torch.long), self.row_features])
 
     def completeness_error(self) -> Tensor:
         """|Σ row + bias - value| per row (0 up to rounding: the replay is affine in the sources)."""

@@ -54,7 +54,7 @@ def prune(g: AttributionGraph, node_threshold: float, edge_threshold: float) -> 
     """The kept nodes and links (see the module docstring) as JSON-ready lists."""
     n_logits = len(g.logit_tokens)
     n_cols = g.rows.shape[1]
-    row_cols = torch.cat([torch.full((n_logits,), -1, dtype=torch.long), g.row_features])
+    row_cols = g.row_cols()
     weights = torch.cat([g.logit_probs / g.logit_probs.sum(), torch.zeros(len(g.row_features))])
     infl = influence(g.rows.double(), row_cols, weights.double(), n_cols)
     keep_col = _cumulative_keep(infl, node_threshold)

@@ -97,11 +97,9 @@ def top_features(g: AttributionGraph, top: int, by: str = "direct", logit_row: i
     if by == "direct":
         score = g.rows[logit_row, : g.n_features].abs().double()
     elif by == "influence":
-        n_logits = len(g.logit_tokens)
-        row_cols = torch.cat([torch.full((n_logits,), -1, dtype=torch.long), g.row_features])
         weights = torch.zeros(g.rows.shape[0], dtype=torch.float64)
         weights[logit_row] = 1.0
-        score = influence(g.rows.double(), row_cols, weights, g.rows.shape[1])[: g.n_features]
+        score = influence(g.rows.double(), g.row_cols(), weights, g.rows.shape[1])[: g.n_features]
     else:
         raise InterplabError(f"unknown feature selection {by!r}; use one of {', '.join(SELECT_BY)}")
     return score.argsort(descending=True)[:top].tolist()

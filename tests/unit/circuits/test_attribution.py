@@ -99,10 +99,9 @@ def test_top_features_by_influence_reach_earlier_layers_and_weigh_the_logit_row(
     by_influence = top_features(g, 5, "influence")
     assert len(set(by_influence)) == 5 and all(0 <= c < g.n_features for c in by_influence)
     # a feature of the last layer feeds no other row: its influence is its share of the logit row's |A|
-    row_cols = torch.cat([torch.full((len(g.logit_tokens),), -1, dtype=torch.long), g.row_features])
     weights = torch.zeros(g.rows.shape[0], dtype=torch.float64)
     weights[0] = 1.0
-    infl = influence(g.rows.double(), row_cols, weights, g.rows.shape[1])
+    infl = influence(g.rows.double(), g.row_cols(), weights, g.rows.shape[1])
     share = g.rows[0].double().abs() / g.rows[0].double().abs().sum()
     last = [c for c in range(g.n_features) if int(g.feat_layer[c]) == tiny64.n_layers - 1]
     assert torch.allclose(infl[last], share[last], rtol=1e-9, atol=1e-15)
