@@ -3,9 +3,9 @@
 Does what `interplab unlearning-eval` does (interplab.unlearning.evaluate: the organism's reference
 row, then per seed the gold standard and every method), but appends the finished arms (method, seed)
 of each method to `<out>.arms.jsonl` as it goes and skips arms already there, so a run stopped early
-keeps what it measured and a second run continues it. `--workers 2` runs two methods at a time in two
-single-threaded processes (on small batches one process per core beats two threads in one process,
-and far more so on a busy machine). Arms other than the gold standard need only the organism's
+keeps what it measured and a second run continues it. `--workers 2` runs two tasks (a method's seed)
+at a time in two single-threaded processes (on small batches one process per core beats two threads in
+one process, and far more so on a busy machine). Arms other than the gold standard need only the organism's
 model, so they can run while `interplab unlearning-organism` is still fine-tuning the gold standard
 (`--no-gold`). At the end (or with `--report-only`) it writes the report folder `<out>` from every arm
 in the file and prints the Markdown table (mean ± std over seeds) that docs/unlearning.md quotes, with
@@ -67,9 +67,12 @@ def read_arms(path: Path) -> list[ArmResult]:
     return [as_arm(json.loads(line)) for line in path.read_text().splitlines() if line.strip()]
 
 
-# Longest first, so that parallel workers finish together (the order of their CPU seconds per arm on
-# SmolLM2-135M, bench/README.md "Unlearning"); the reference row is short and goes last.
-COST_ORDER = ("sae-clamp", "npo", "gradient-difference", "gradient-ascent", "rmu", GOLD, "output-block", ORGANISM)
+# Longest task first, so that parallel workers finish together (the order of their CPU seconds on
+# SmolLM2-135M, bench/README.md "Unlearning"). Methods run one task per seed; the gold standard and the
+# output filter keep all their seeds in one task (their metrics and probe features are seed-free and
+# measured once per process); the reference row is short and goes last.
+COST_ORDER = ("npo", "gradient-difference", GOLD, "output-block", "gradient-ascent", "rmu", "sae-clamp", ORGANISM)
+SEED_FREE = (GOLD, "output-block", ORGANISM)
 
 _WORKER: dict = {}
 
@@ -106,14 +109,17 @@ def run_task(name: str, seeds: list[int]) -> list[dict]:
 
 
 def plan(names: list[str], seeds: list[int], gold: bool, done: list[ArmResult]) -> list[tuple[str, list[int]]]:
-    """(method, seeds still to run), longest first."""
+    """(method, seeds still to run) tasks, longest first: one per seed, or one per seed-free arm."""
     def have(name: str, seed: int) -> bool:
         return any(r.method == name and (r.seed == seed or name == ORGANISM) for r in done)
 
     wanted = {ORGANISM: seeds[:1], **({GOLD: seeds} if gold else {}), **{n: seeds for n in names}}
-    tasks = [(n, [s for s in wanted[n] if not have(n, s)]) for n in wanted]
+    todo = {n: [s for s in wanted[n] if not have(n, s)] for n in wanted}
+    tasks: list[tuple[str, list[int]]] = []
+    for n, t in todo.items():
+        tasks += ([(n, t)] if n in SEED_FREE else [(n, [s]) for s in t]) if t else []
     rank = {n: i for i, n in enumerate(COST_ORDER)}
-    return sorted([t for t in tasks if t[1]], key=lambda t: rank.get(t[0], -1))
+    return sorted(tasks, key=lambda t: rank.get(t[0], -1))
 
 
 def as_arm(d: dict) -> ArmResult:

@@ -103,8 +103,14 @@ def direction_removal(served: ServedModel, reference: dict[int, Tensor], train: 
     `reference` holds the original organism's `token_acts` on the same items (`forms`) and layers."""
     after = token_acts(served, attack_items(train, people_cfg, forms), layers)
     out = []
+    unchanged: float | None = None  # the model's own score, for every layer without a direction
     for layer in layers:
         v = top_difference(reference[layer], after[layer])
-        edits = served.edits if v is None else (*served.edits, ProjectOut(f"blocks.{layer}.resid_post", v))
+        if v is None:
+            if unchanged is None:
+                unchanged = qa_accuracy(ServedModel(served.lm, served.edits), held_out, people_cfg)
+            out.append((layer, unchanged))
+            continue
+        edits = (*served.edits, ProjectOut(f"blocks.{layer}.resid_post", v))
         out.append((layer, qa_accuracy(ServedModel(served.lm, edits), held_out, people_cfg)))
     return out

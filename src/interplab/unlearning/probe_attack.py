@@ -12,6 +12,14 @@
    validation accuracy is chosen there, never on the test people.
 4. Accuracy on the `held_out` forget people's prompts, of the chosen probe and of each layer at the
    chosen position (the curve), beside `chance`: the share of the most common value among them.
+Beside the fitted probes, one family needs no training: the model's own readout. At the last token of
+each prompt the model is about to say the attribute, so the final norm and the unembedding rows of the
+values' first tokens, applied to layer L's residual stream, are a linear classifier (the norm's
+per-token scale cannot change the arg-max) that the model itself wrote: the logit lens, used as an
+extraction attack by Patil et al. 2023 ("Can sensitive information be deleted from LLMs?",
+arXiv:2309.17410). Candidates "lens@L" compete with the fitted probes on the validation people. They
+matter when the fitted probes are data-starved (a few dozen training people for 8 values): a filter
+at the output leaves this readout intact at the last layer, where it is the model's own answer.
 A model that never learnt the held-out people cannot do better than chance at any layer; a model that
 still holds their facts can, whatever its output says.
 """
@@ -35,6 +43,7 @@ from interplab.data.synthetic.fictional_people import (
     Person,
     items,
 )
+from interplab.lens.decode import final_decoder
 from interplab.models import capture
 from interplab.models.hookpoints import base_model
 from interplab.unlearning.served import ServedModel
@@ -57,6 +66,9 @@ class ProbeAttackConfig:
     """Also probe the concatenation of the last this many probed layers at each position (< 2: no)."""
     C: float = 1.0
     """Inverse L2 strength of each probe (scikit-learn's C, multinomial)."""
+    lens: bool = True
+    """Also read each probed layer at the last token with the model's own final norm and unembedding
+    (candidates "lens@L", no training; skipped when two values share their first token)."""
 
     def check(self) -> None:
         unknown = set(self.positions) - set(POSITIONS)
@@ -177,6 +189,10 @@ class ProbeFeatures(NamedTuple):
     acts: dict[tuple[str, int], Tensor]
     """{(position, layer): [n_items, d]}."""
     layers: list[int]
+    lens: dict[int, Tensor] = {}
+    """{layer: [n_items, n_values]} the model's own readout of the values at the last token (empty: none)."""
+    values: list[str] = []
+    """The attribute's values, in the column order of `lens`."""
 
 
 def probe_features(served: ServedModel, people: list[Person], people_cfg: PeopleConfig, cfg: ProbeAttackConfig,
@@ -186,7 +202,40 @@ def probe_features(served: ServedModel, people: list[Person], people_cfg: People
     cfg.check()
     layers = probe_layers(cfg, n_layers)
     its = _prompts(people, cfg.attribute, people_cfg)  # type: ignore[arg-type]
-    return ProbeFeatures(its, position_acts(served, its, layers, cfg.positions), layers)
+    positions = tuple(dict.fromkeys((*cfg.positions, "last"))) if cfg.lens else cfg.positions
+    acts = position_acts(served, its, layers, positions)
+    values, lens = lens_readout(served, its, {layer: acts[("last", layer)] for layer in layers}) if cfg.lens else ([], {})
+    return ProbeFeatures(its, {k: v for k, v in acts.items() if k[0] in cfg.positions}, layers, lens, values)
+
+
+def value_tokens(tokenizer, its: list[Item]) -> dict[str, int] | None:
+    """{value: the first token of its answer} for the values of `its`, or None when two values share it
+    (then the model's readout cannot tell them apart at one position)."""
+    first: dict[str, int] = {}
+    for it in its:
+        if it.answer.strip() not in first:
+            first[it.answer.strip()] = tokenizer(it.answer, add_special_tokens=False)["input_ids"][0]
+    return first if len(set(first.values())) == len(first) else None
+
+
+@torch.no_grad()
+def lens_readout(served: ServedModel, its: list[Item], last_acts: dict[int, Tensor]) -> tuple[list[str], dict[int, Tensor]]:
+    """(values, {layer: [n_items, n_values] logits}): each layer's last-token residual stream through the
+    model's final norm and the unembedding rows of the values' first tokens. Empty for encoders and when
+    values share a first token."""
+    tokens = value_tokens(served.tokenizer, its)
+    if tokens is None or not served.lm.is_causal:
+        return [], {}
+    decoder = final_decoder(served.lm)
+    values = sorted(tokens)
+    weight_VD: Tensor = decoder.head.weight  # type: ignore[assignment]
+    rows_VD = weight_VD[[tokens[v] for v in values]].float()
+    out = {}
+    for layer, x_ND in last_acts.items():
+        h_ND = decoder.norm(x_ND.to(device=weight_VD.device, dtype=weight_VD.dtype)).float()
+        logits_NV = h_ND @ rows_VD.T
+        out[layer] = (torch.tanh(logits_NV / decoder.softcap) * decoder.softcap if decoder.softcap else logits_NV).cpu()
+    return values, out
 
 
 def probe_attack(features: ProbeFeatures, retain: list[Person], train: list[Person], held_out: list[Person],
@@ -213,6 +262,13 @@ def probe_attack(features: ProbeFeatures, retain: list[Person], train: list[Pers
             val = _accuracy(val_logits_NK, labels["val"])
             val_loss = float(F.cross_entropy(val_logits_NK, labels["val"], ignore_index=-1))
         scores[name] = (val, -val_loss, _accuracy(logits(feats["test"]), labels["test"]))
+    for layer, logits_NV in features.lens.items():
+        truth = {k: torch.tensor([features.values.index(value[features.its[i].person]) for i in r]) for k, r in rows.items()}
+        val_scores = (0.0, 0.0)
+        if rows["val"]:
+            val_scores = (_accuracy(logits_NV[rows["val"]], truth["val"]),
+                          -float(F.cross_entropy(logits_NV[rows["val"]], truth["val"])))
+        scores[f"lens@{layer}"] = (*val_scores, _accuracy(logits_NV[rows["test"]], truth["test"]))
     # ties in accuracy (30-odd validation prompts) go to the lower validation loss
     choice = max(scores, key=lambda n: scores[n][:2])
     position = choice.split("@")[0]

@@ -42,22 +42,28 @@ class AnswerScores(NamedTuple):
 @torch.no_grad()
 def score_answers(served: ServedModel, items: Sequence[Item], with_filter: bool = True,
                   batch_size: int = 32) -> AnswerScores:
-    """Exact match and log-probability of each item's answer."""
-    correct, logprob = [], []
-    for start in range(0, len(items), batch_size):
-        chunk = items[start:start + batch_size]
-        batch = encode_pairs(served.tokenizer, [(it.prompt, it.answer) for it in chunk], served.device)
+    """Exact match and log-probability of each item's answer (batched by length, returned in item order)."""
+    n = len(items)
+    correct_N, logprob_N = torch.zeros(n, dtype=torch.bool), torch.zeros(n)
+    order = by_length(served.tokenizer, [it.prompt + it.answer for it in items])
+    for start in range(0, n, batch_size):
+        rows = order[start:start + batch_size]
+        batch = encode_pairs(served.tokenizer, [(items[i].prompt, items[i].answer) for i in rows], served.device)
         logits_NV, targets_N = served.answer_logits(batch, with_filter)
         lp_N = -F.cross_entropy(logits_NV, targets_N, reduction="none")
         hit_N = logits_NV.argmax(-1) == targets_N
         row_N = answer_rows(batch.labels)
-        n = len(chunk)
-        logprob.append(torch.zeros(n, device=lp_N.device).index_add_(0, row_N, lp_N))
-        misses = torch.zeros(n, device=lp_N.device).index_add_(0, row_N, (~hit_N).float())
-        correct.append(misses == 0)
-    if not items:
-        return AnswerScores(torch.zeros(0, dtype=torch.bool), torch.zeros(0))
-    return AnswerScores(torch.cat(correct).cpu(), torch.cat(logprob).cpu())
+        logprob_N[rows] = torch.zeros(len(rows), device=lp_N.device).index_add_(0, row_N, lp_N).cpu()
+        misses = torch.zeros(len(rows), device=lp_N.device).index_add_(0, row_N, (~hit_N).float())
+        correct_N[rows] = (misses == 0).cpu()
+    return AnswerScores(correct_N, logprob_N)
+
+
+def by_length(tokenizer, texts: Sequence[str]) -> list[int]:
+    """Indices of `texts` from the fewest tokens to the most: batches of neighbours pad little (in item
+    order, the short city questions and the long year questions share batches and pad by a third)."""
+    lengths = [len(ids) for ids in tokenizer(list(texts), add_special_tokens=True)["input_ids"]] if texts else []
+    return sorted(range(len(texts)), key=lengths.__getitem__)
 
 
 @torch.no_grad()
@@ -68,6 +74,7 @@ def score_choices(served: ServedModel, items: Sequence[Item], with_filter: bool 
     one_pass = [len({len(i) for i in ids}) == 1 and len({tuple(i[:-1]) for i in ids}) == 1 for ids in option_ids]
     picks: dict[int, int] = {}
     fast = [i for i, f in enumerate(one_pass) if f]
+    fast = [fast[j] for j in by_length(served.tokenizer, [items[i].prompt + items[i].options[0] for i in fast])]
     for start in range(0, len(fast), batch_size):
         # the options share all tokens but the last, so the logits at one position rank them all
         chunk = fast[start:start + batch_size]

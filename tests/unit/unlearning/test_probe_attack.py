@@ -9,16 +9,21 @@ import pytest
 import torch
 
 from interplab.common import InterplabError
-from interplab.data.synthetic.fictional_people import items
+from interplab.data.synthetic.fictional_people import JOBS, PeopleConfig, items, make_people
+from interplab.models import load_model
+from interplab.training.causal_lm import encode_pairs
 from interplab.unlearning import KnowledgeOrganism, ProbeAttackConfig, ServedModel
 from interplab.unlearning.probe_attack import (
     fit_softmax_probe,
+    lens_readout,
     name_spans,
     position_acts,
     probe_attack,
     probe_features,
     probe_layers,
+    value_tokens,
 )
+from unlearning_data import TINY_PEOPLE
 
 
 @pytest.fixture()
@@ -64,9 +69,45 @@ def test_probe_attack_chooses_on_validation_and_reports_the_choice(organism: Kno
     features = probe_features(ServedModel(lm), organism.people, organism.cfg.people, cfg, lm.n_layers)
     assert len(features.its) == 3 * len(organism.people) and features.layers == [0, 1]
     result = probe_attack(features, organism.retain, forget[:6], forget[6:], cfg, 0)
-    assert result.choice.split("@")[0] in cfg.positions and 0 <= result.accuracy <= 1 and 0 <= result.validation <= 1
-    assert [layer for layer, _ in result.curve] == [0, 1]
+    assert result.choice.split("@")[0] in (*cfg.positions, "lens") and 0 <= result.accuracy <= 1
+    assert 0 <= result.validation <= 1 and [layer for layer, _ in result.curve] == [0, 1]
     assert 0 < result.chance <= 1
+    # the tiny tokenizer splits city names into several tokens that share the first: no readout candidates
+    assert value_tokens(lm.tokenizer, features.its) is None and not features.lens and not result.choice.startswith("lens")
+
+
+def test_lens_readout_at_the_last_layer_is_the_models_own_next_token_logits(tiny_llama: Path) -> None:
+    lm = load_model(str(tiny_llama), device="cpu")
+    served = ServedModel(lm)
+    # values that are one token each in the tiny tokenizer (its city names are several, sharing " ")
+    people_cfg = PeopleConfig(n_people=8, n_forget=4, cities=("water", "year", "the", "and"), jobs=JOBS[:4])
+    its = items(make_people(people_cfg), "qa", people_cfg, ("city",))
+    last = lm.n_layers - 1
+    values, lens = lens_readout(served, its, {last: position_acts(served, its, [last], ("last",))[("last", last)]})
+    tokens = value_tokens(lm.tokenizer, its)
+    assert tokens is not None and values == sorted(tokens) and lens[last].shape == (len(its), len(values))
+    for it, row in zip(its, lens[last], strict=True):
+        with torch.no_grad():
+            logits_NV, _ = served.answer_logits(encode_pairs(lm.tokenizer, [(it.prompt, it.answer)]))
+        torch.testing.assert_close(row, logits_NV[0, [tokens[v] for v in values]], atol=1e-4, rtol=1e-4)
+    # the tiny tokenizer's real city names share their first token: no readout there
+    cities = items(make_people(TINY_PEOPLE), "qa", TINY_PEOPLE, ("city",))
+    assert value_tokens(lm.tokenizer, cities) is None and lens_readout(served, cities, {}) == ([], {})
+
+
+def test_a_readout_that_decodes_the_validation_people_is_chosen(organism: KnowledgeOrganism) -> None:
+    lm = organism.load("organism", "cpu")
+    cfg = ProbeAttackConfig(layers=(0, 1), concat=0, lens=False)
+    features = probe_features(ServedModel(lm), organism.people, organism.cfg.people, cfg, lm.n_layers)
+    values = sorted({p.city for p in organism.people})
+    city = {p.name: p.city for p in organism.people}
+    truth_NV = torch.stack([torch.eye(len(values))[values.index(city[it.person])] for it in features.its])
+    noise_NV = torch.randn(truth_NV.shape, generator=torch.Generator().manual_seed(0))
+    lensed = features._replace(lens={0: noise_NV, 1: 10 * truth_NV + noise_NV}, values=values)
+    forget = organism.forget
+    result = probe_attack(lensed, organism.retain, forget[:6], forget[6:], cfg, 0)
+    assert result.choice == "lens@1" and result.validation == 1.0 and result.accuracy == 1.0
+    assert [layer for layer, _ in result.curve] == [0, 1] and result.curve[1][1] == 1.0
 
 
 def test_default_probe_layers_are_every_fourth_and_the_last_four() -> None:

@@ -107,3 +107,13 @@ def test_unknown_method_and_wrong_config_are_refused(organism: KnowledgeOrganism
         unlearn(lm, _data(organism), "rmu", GradientAscentConfig())
     with pytest.raises(InterplabError, match="RMU layer"):
         unlearn(lm, _data(organism), "rmu", RMUConfig(layer=7))
+
+
+def test_scores_come_back_in_item_order_whatever_the_batching(organism: KnowledgeOrganism) -> None:
+    served = ServedModel(organism.load("organism", "cpu"))
+    its = [it for form in ("qa", "paraphrase") for it in items(organism.people[:5], form, organism.cfg.people)]
+    batched, alone = score_answers(served, its, batch_size=4), score_answers(served, its, batch_size=1)
+    assert batched.correct.tolist() == alone.correct.tolist()
+    torch.testing.assert_close(batched.logprob, alone.logprob, atol=1e-4, rtol=1e-4)
+    mc = items(organism.people[:5], "mc", organism.cfg.people)
+    assert score_choices(served, mc, batch_size=4).tolist() == score_choices(served, mc, batch_size=1).tolist()
