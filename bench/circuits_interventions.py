@@ -9,16 +9,20 @@
    k 8) on every layer trained by `interplab train-transcoders` (wiki-en, streamed); with `--model` the
    transcoders come from `--transcoders` (a train-transcoders run's `transcoders/`).
 2. For each of 5 prompts a graph in float64 (`--max-feature-nodes` rows) with its own top logit as
-   target; the top-5 features are ablated (scale 0) in the real model (`check_interventions`), chosen
-   by |direct effect| on the logit and by influence through the graph (`--by`; direct-effect picks sit
-   mostly in the last layers, influence picks reach earlier ones); `--max-layer` keeps to features at or
-   below a layer, whose effect passes through later MLPs.
+   target; the top-5 features are ablated (`--scale 0`; 0.9 is a small step) in the real model
+   (`check_interventions`), chosen by |direct effect| on the logit and by influence through the graph
+   (`--by`; direct-effect picks sit mostly in the last layers, influence picks reach earlier ones);
+   `--max-layer` keeps to features at or below a layer, whose effect passes through later MLPs.
 3. Per feature, two protocols: the real model with nothing frozen (Δ_real), and the real model with
    attention patterns and norm scales held at the clean run's, MLPs live (Δ_frozen_attn: what
    circuit-tracer's `feature_intervention` measures by default, `freeze_attention=True`). Relative
    errors |Δ − Δ_graph| / |Δ| of both, the share within 10 %, and the split of the nothing-frozen error
    into what moving attention and norms add (|Δ_real − Δ_frozen_attn| / |Δ_real|) and what the MLPs'
    nonlinearity adds (|Δ_frozen_attn − Δ_graph| / |Δ_real|). Prints the spread (10/50/90 % quantiles).
+4. Beside Δ_graph (the visited rows only), Δ_linear: the graph's prediction with every feature row,
+   computed as one forward pass of the linearised replacement model (`linear_change`). The frozen
+   protocol against it (`rel_error_linear`) shows what is left without the row budget: the real MLPs
+   responding unlike their transcoders.
 """
 
 from __future__ import annotations
@@ -66,7 +70,7 @@ def _rows(lm, tcs, args: argparse.Namespace, by: str) -> list[dict]:
                       GraphConfig(max_feature_nodes=args.max_feature_nodes, batch_size=args.batch_size))
         cols = [c for c in top_features(g, g.n_features, by)
                 if args.max_layer is None or int(g.feat_layer[c]) <= args.max_layer][: args.top]
-        for r in check_interventions(lm.model, tcs, g, columns=cols):
+        for r in check_interventions(lm.model, tcs, g, columns=cols, scale=args.scale):
             rows.append(r)
             if args.verbose:
                 print(by, {k: round(v, 6) if isinstance(v, float) else v for k, v in r.items()})
@@ -78,10 +82,15 @@ def _line(name: str, by: str, rows: list[dict]) -> str:
     moving = [abs(r["delta_real"] - r["delta_frozen_attn"]) / d for r, d in zip(rows, real, strict=True)]
     mlp = [abs(r["delta_frozen_attn"] - r["delta_graph"]) / d for r, d in zip(rows, real, strict=True)]
     total, frozen = [r["rel_error"] for r in rows], [r["rel_error_frozen"] for r in rows]
+    linear = [r["rel_error_linear"] for r in rows]
     layers = sorted({r["layer"] for r in rows})
     return (f"| {name} | {by} | {len(rows)} | {min(layers)}-{max(layers)} | {_q(real)} | {_q(total)} | "
-            f"{sum(e <= 0.1 for e in total) / len(total):.0%} | {_q(frozen)} | "
-            f"{sum(e <= 0.1 for e in frozen) / len(frozen):.0%} | {_q(moving)} | {_q(mlp)} |")
+            f"{_within(total)} | {_q(frozen)} | {_within(frozen)} | {_q(linear)} | {_within(linear)} | "
+            f"{_q(moving)} | {_q(mlp)} |")
+
+
+def _within(errors: list[float]) -> str:
+    return f"{sum(e <= 0.1 for e in errors) / len(errors):.0%}"
 
 
 def main() -> None:
@@ -93,6 +102,9 @@ def main() -> None:
     ap.add_argument("--d-sae", type=int, default=256)
     ap.add_argument("--k", type=int, default=8)
     ap.add_argument("--top", type=int, default=5)
+    ap.add_argument("--scale", type=float, default=0.0,
+                    help="multiply each chosen feature's write by this (0 ablates; 0.9 is a small step, where "
+                         "a linear prediction has only the Jacobians to get right)")
     ap.add_argument("--by", default="direct,influence", help="feature choice: direct, influence or both")
     ap.add_argument("--max-layer", type=int, default=None,
                     help="choose only features at this layer or below (last-layer features reach the logit "
@@ -130,12 +142,13 @@ def main() -> None:
                 table.append(_line(name, by, rows))
     print("\n".join(notes))
     below = f" at layers <= {args.max_layer}" if args.max_layer is not None else ""
-    print(f"{len(PROMPTS)} prompts x top-{args.top} features{below}, ablated; float64; "
+    edit = "ablated" if args.scale == 0 else f"scaled by {args.scale:g}"
+    print(f"{len(PROMPTS)} prompts x top-{args.top} features{below}, {edit}; float64; "
           "rel error = |Δ - Δ_graph| / |Δ|")
     print("| model | chosen by | features | layers | abs Δ_real logit (10/50/90 %) | rel error, nothing frozen "
           "(10/50/90 %) | within 10 % | rel error, attention + norms frozen (10/50/90 %) | within 10 % | "
-          "attention + norms part | MLP nonlinearity part |")
-    print("| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+          "same, vs Δ_linear (every row) | within 10 % | attention + norms part | MLP nonlinearity part |")
+    print("| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     print("\n".join(table))
 
 

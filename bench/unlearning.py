@@ -68,11 +68,12 @@ def read_arms(path: Path) -> list[ArmResult]:
 
 
 # Longest task first, so that parallel workers finish together (the order of their CPU seconds on
-# SmolLM2-135M, bench/README.md "Unlearning"). Methods run one task per seed; the gold standard and the
-# output filter keep all their seeds in one task (their metrics and probe features are seed-free and
-# measured once per process); the reference row is short and goes last.
-COST_ORDER = ("npo", "gradient-difference", GOLD, "output-block", "gradient-ascent", "rmu", "sae-clamp", ORGANISM)
-SEED_FREE = (GOLD, "output-block", ORGANISM)
+# SmolLM2-135M, docs/unlearning.md "Cost"). Methods run one task per seed; the arms whose served
+# model does not depend on the seed (the gold standard, the output filter, SAE clamping: its SAE belongs
+# to the organism) keep all their seeds in one task, so their metrics and probe features are measured
+# once; the reference row is short and goes last.
+COST_ORDER = ("sae-clamp", "npo", "gradient-difference", GOLD, "output-block", "gradient-ascent", "rmu", ORGANISM)
+SEED_FREE = (GOLD, "output-block", "sae-clamp", ORGANISM)
 
 _WORKER: dict = {}
 

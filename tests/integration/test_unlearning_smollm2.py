@@ -46,9 +46,9 @@ def test_fake_output_filter_is_suppressed_not_removed_on_every_seed(rows: list[d
         assert r["verdict"] == SUPPRESSED
 
 
-@pytest.mark.xfail(reason="measured 0.70 ± 0.15 on the 80-person organism (2026-12-01, docs/unlearning.md): "
-                          "probes trained on other people decode about two thirds of held-out facts", strict=False)
 def test_probes_decode_the_filtered_facts(rows: list[dict]) -> None:
+    # 0.98-1.00 on the 80-person organism (2026-12-01, docs/unlearning.md), by the model's own readout at
+    # the last layer (lens@29), chosen on validation people; the fitted probes alone read 0.70 ± 0.15
     for r in (r for r in rows if r["method"] == "output-block"):
         assert r["probe_best"] >= 0.9, r
 

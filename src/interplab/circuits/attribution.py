@@ -128,8 +128,11 @@ class Replay:
     """B copies of the prompt through the frozen model with chosen sources (see replacement.py)."""
 
     def __init__(self, model: nn.Module, transcoders: list[Any], rec: Recording, batch: int,
-                 embeds_PD: Tensor, consts: list[Tensor], grad: bool = True):
-        self.model, self.tcs = model, transcoders
+                 embeds_PD: Tensor, consts: list[Tensor], grad: bool = True, live: list[Tensor] | None = None):
+        """`consts[L]` [P, d] is added to layer L's MLP output beside its skip path; with `live`, also
+        each layer's features marked in `live[L]` [P, d_sae] (0/1), at their pre-activation: the
+        transcoders linearised around the recorded run (the features it found active stay active)."""
+        self.model, self.tcs, self.live = model, transcoders, live
         self.E = embeds_PD.expand(batch, *embeds_PD.shape).clone().requires_grad_(grad)
         self.mlp_in: list[Tensor] = [torch.empty(0)] * len(transcoders)
         self.M: list[Tensor] = [torch.empty(0)] * len(transcoders)
@@ -161,6 +164,9 @@ class Replay:
             if read_input:
                 self.mlp_in[L] = x
             out = const_PD + _skip(self.tcs[L], self.mlp_in[L])
+            if self.live is not None:
+                tc = self.tcs[L]
+                out = out + ((tc.pre_acts(self.mlp_in[L]) * self.live[L]) @ tc.W_dec).to(out.dtype)
             if torch.is_grad_enabled() and not out.requires_grad:  # no skip path: a leaf source
                 out.requires_grad_()
             self.M[L] = out

@@ -124,3 +124,23 @@ def test_first_position_features_join_its_error_node_and_completeness_still_hold
     for g in (kept, dropped):
         assert abs(float(g.rows[0].double().sum() + g.row_bias[0]) - real) < 1e-4
         assert float(g.completeness_error().max()) < 1e-8
+
+
+def test_linear_change_is_the_graph_prediction_once_every_feature_row_is_computed(tiny64):
+    from interplab.circuits.interventions import graph_prediction, linear_change
+
+    tcs = random_transcoders(tiny64.n_layers, tiny64.d_model)
+    full = attribute(tiny64.model, tiny64.tokenizer, tcs, PROMPT, GraphConfig(max_feature_nodes=10_000, batch_size=64))
+    # no budget: every feature with a path to the logit gets its row (the rest cannot move the logit)
+    assert full.meta["n_visited"] == len(full.row_features) < 10_000
+    first = [c for c in range(full.n_features) if int(full.feat_layer[c]) == 0]
+    cols = sorted(first, key=lambda c: -abs(float(full.rows[0, c])))[:4]
+    for c in cols:
+        for scale in (0.0, 2.0):
+            predicted = graph_prediction(full, c, scale)[1]
+            assert linear_change(tiny64.model, tcs, full, c, scale) == pytest.approx(predicted, rel=1e-5, abs=1e-7)
+    # with a row budget the graph's prediction is a truncation of it, and not the same number
+    small = attribute(tiny64.model, tiny64.tokenizer, tcs, PROMPT, GraphConfig(max_feature_nodes=4, batch_size=4))
+    gaps = [abs(graph_prediction(small, c, 0.0)[1] - linear_change(tiny64.model, tcs, small, c, 0.0))
+            for c in cols]
+    assert max(gaps) > 1e-6
