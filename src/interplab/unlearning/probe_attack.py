@@ -43,7 +43,7 @@ from interplab.data.synthetic.fictional_people import (
     Person,
     items,
 )
-from interplab.lens.decode import final_decoder
+from interplab.lens import final_decoder
 from interplab.models import capture
 from interplab.models.hookpoints import base_model
 from interplab.unlearning.served import ServedModel
