@@ -53,7 +53,7 @@ def graph_run(out: str | Path, lm: LoadedModel, transcoders_folder: str | Path, 
             rows = check_interventions(lm.model, tcs, g, top=check, by=check_by)
         writer.table("interventions", rows, "Ablating top features: real model vs graph")
         summary["intervention_median_rel_error"] = float(torch.tensor([r["rel_error"] for r in rows]).median())
-        summary["intervention_median_rel_error_frozen"] = float(
-            torch.tensor([r["rel_error_frozen"] for r in rows]).median())
+        for key in ("rel_error_frozen", "rel_error_linear"):
+            summary[f"intervention_median_{key}"] = float(torch.tensor([r[key] for r in rows]).median())
     writer.finish(summary)
     return data
