@@ -17,8 +17,8 @@
    attention patterns and norm scales held at the clean run's, MLPs live (Δ_frozen_attn: what
    circuit-tracer's `feature_intervention` measures by default, `freeze_attention=True`). Relative
    errors |Δ − Δ_graph| / |Δ| of both, the share within 10 %, and the split of the nothing-frozen error
-   into what moving attention and norms add (|Δ_real − Δ_frozen_attn| / |Δ_real|) and what the MLPs'
-   nonlinearity adds (|Δ_frozen_attn − Δ_graph| / |Δ_real|). Prints the spread (10/50/90 % quantiles).
+   into what moving attention and norms add (|Δ_real − Δ_frozen_attn| / |Δ_real|) and what the real
+   MLPs add by responding unlike their transcoders (|Δ_frozen_attn − Δ_graph| / |Δ_real|). Prints the spread (10/50/90 % quantiles).
 4. Beside Δ_graph (the visited rows only), Δ_linear: the graph's prediction with every feature row,
    computed as one forward pass of the linearised replacement model (`linear_change`). The frozen
    protocol against it (`rel_error_linear`) shows what is left without the row budget: the real MLPs
@@ -147,7 +147,7 @@ def main() -> None:
           "rel error = |Δ - Δ_graph| / |Δ|")
     print("| model | chosen by | features | layers | abs Δ_real logit (10/50/90 %) | rel error, nothing frozen "
           "(10/50/90 %) | within 10 % | rel error, attention + norms frozen (10/50/90 %) | within 10 % | "
-          "same, vs Δ_linear (every row) | within 10 % | attention + norms part | MLP nonlinearity part |")
+          "same, vs Δ_linear (every row) | within 10 % | attention + norms part | MLP part |")
     print("| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     print("\n".join(table))
 

@@ -3,13 +3,14 @@
 Does what `interplab unlearning-eval` does (interplab.unlearning.evaluate: the organism's reference
 row, then per seed the gold standard and every method), but appends the finished arms (method, seed)
 of each method to `<out>.arms.jsonl` as it goes and skips arms already there, so a run stopped early
-keeps what it measured and a second run continues it. `--workers 2` runs two tasks (a method's seed)
-at a time in two single-threaded processes (on small batches one process per core beats two threads in
-one process, and far more so on a busy machine). Arms other than the gold standard need only the organism's
-model, so they can run while `interplab unlearning-organism` is still fine-tuning the gold standard
-(`--no-gold`). At the end (or with `--report-only`) it writes the report folder `<out>` from every arm
-in the file and prints the Markdown table (mean ± std over seeds) that docs/unlearning.md quotes, with
-the wall and CPU seconds of the arms and the load average.
+keeps what it measured and a second run continues it. `--workers 2` runs two tasks at a time (one seed
+of a method, or every seed of an arm whose served model does not depend on it) in two single-threaded
+processes (on small batches one process per core beats two threads in one process, and far more so on
+a busy machine). Arms other than the gold standard need only the organism's model, so they can run
+while `interplab unlearning-organism` is still fine-tuning the gold standard (`--no-gold`). At the end
+(or with `--report-only`) it writes the report folder `<out>` from every arm in the file and prints
+the Markdown table (mean ± std over seeds) that docs/unlearning.md quotes, with the wall and CPU
+seconds of the arms and the load average.
 
     interplab unlearning-organism --out runs/organism                  # once (the long part)
     python bench/unlearning.py --organism runs/organism --out runs/unlearning-table --seeds 0,1,2 --workers 2

@@ -189,9 +189,9 @@ class ProbeFeatures(NamedTuple):
     acts: dict[tuple[str, int], Tensor]
     """{(position, layer): [n_items, d]}."""
     layers: list[int]
-    lens: dict[int, Tensor] = {}
+    lens: dict[int, Tensor]
     """{layer: [n_items, n_values]} the model's own readout of the values at the last token (empty: none)."""
-    values: list[str] = []
+    values: list[str]
     """The attribute's values, in the column order of `lens`."""
 
 
