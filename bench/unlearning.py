@@ -119,7 +119,8 @@ def plan(names: list[str], seeds: list[int], gold: bool, done: list[ArmResult]) 
     todo = {n: [s for s in wanted[n] if not have(n, s)] for n in wanted}
     tasks: list[tuple[str, list[int]]] = []
     for n, t in todo.items():
-        tasks += ([(n, t)] if n in SEED_FREE else [(n, [s]) for s in t]) if t else []
+        if t:
+            tasks += [(n, t)] if n in SEED_FREE else [(n, [s]) for s in t]
     rank = {n: i for i, n in enumerate(COST_ORDER)}
     return sorted(tasks, key=lambda t: rank.get(t[0], -1))
 

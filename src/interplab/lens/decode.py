@@ -11,10 +11,12 @@ check on every decoder family we have a table for.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
+from torch.nn import functional as F
 
 from interplab.common import InterplabError
 from interplab.models import LoadedModel, resolve_hook
@@ -40,9 +42,17 @@ class FinalDecoder:
     head: nn.Module
     softcap: float | None = None
 
-    def logits(self, h_ND: Tensor) -> Tensor:
-        """Logits [..., vocab] of residual streams [..., d] (float32)."""
-        logits = self.head(self.norm(h_ND)).float()
+    def logits(self, h_ND: Tensor, tokens: Sequence[int] | None = None) -> Tensor:
+        """Logits [..., vocab] of residual streams [..., d] (float32); with `tokens`, only those
+        columns [..., len(tokens)], in that order (the unembedding multiplies by their rows only)."""
+        h_ND = self.norm(h_ND)
+        if tokens is None:
+            logits = self.head(h_ND).float()
+        else:
+            ids = torch.as_tensor(list(tokens), dtype=torch.long, device=h_ND.device)
+            weight: Tensor = self.head.weight  # type: ignore[assignment]
+            bias: Tensor | None = getattr(self.head, "bias", None)
+            logits = F.linear(h_ND, weight[ids], None if bias is None else bias[ids]).float()
         if self.softcap:
             logits = torch.tanh(logits / self.softcap) * self.softcap
         return logits

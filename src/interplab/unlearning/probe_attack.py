@@ -228,14 +228,10 @@ def lens_readout(served: ServedModel, its: list[Item], last_acts: dict[int, Tens
         return [], {}
     decoder = final_decoder(served.lm)
     values = sorted(tokens)
-    weight_VD: Tensor = decoder.head.weight  # type: ignore[assignment]
-    rows_VD = weight_VD[[tokens[v] for v in values]].float()
-    out = {}
-    for layer, x_ND in last_acts.items():
-        h_ND = decoder.norm(x_ND.to(device=weight_VD.device, dtype=weight_VD.dtype)).float()
-        logits_NV = h_ND @ rows_VD.T
-        out[layer] = (torch.tanh(logits_NV / decoder.softcap) * decoder.softcap if decoder.softcap else logits_NV).cpu()
-    return values, out
+    ids = [tokens[v] for v in values]
+    weight: Tensor = decoder.head.weight  # type: ignore[assignment]
+    return values, {layer: decoder.logits(x_ND.to(device=weight.device, dtype=weight.dtype), ids).cpu()
+                    for layer, x_ND in last_acts.items()}
 
 
 def probe_attack(features: ProbeFeatures, retain: list[Person], train: list[Person], held_out: list[Person],
@@ -262,8 +258,9 @@ def probe_attack(features: ProbeFeatures, retain: list[Person], train: list[Pers
             val = _accuracy(val_logits_NK, labels["val"])
             val_loss = float(F.cross_entropy(val_logits_NK, labels["val"], ignore_index=-1))
         scores[name] = (val, -val_loss, _accuracy(logits(feats["test"]), labels["test"]))
+    truth = {k: torch.tensor([features.values.index(value[features.its[i].person]) for i in r])
+             for k, r in rows.items()} if features.lens else {}
     for layer, logits_NV in features.lens.items():
-        truth = {k: torch.tensor([features.values.index(value[features.its[i].person]) for i in r]) for k, r in rows.items()}
         val_scores = (0.0, 0.0)
         if rows["val"]:
             val_scores = (_accuracy(logits_NV[rows["val"]], truth["val"]),
