@@ -79,11 +79,12 @@ SEED_FREE = (GOLD, "output-block", "sae-clamp", ORGANISM)
 _WORKER: dict = {}
 
 
-def start_worker(organism_dir: Path, need_gold: bool, threads: int | None, device: str | None) -> None:
+def start_worker(organism_dir: Path, need_gold: bool, threads: int | None, device: str | None,
+                 dtype: str = "float32") -> None:
     """Load the organism (and the gold standard's weights) into this process, once."""
     torch.set_num_threads(threads or 1)
     organism = open_organism(organism_dir, need_gold)
-    ctx = make_context(organism, load_texts("wiki-en"), EvalConfig(), device)
+    ctx = make_context(organism, load_texts("wiki-en"), EvalConfig(dtype=dtype), device)
     gold = None
     if need_gold:
         model = organism.load("gold", str(ctx.lm.device)).model
@@ -143,11 +144,16 @@ def main() -> None:
                         help="processes running methods side by side (one per core beats threads on small batches)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads per worker (default 1)")
     parser.add_argument("--device", default=None)
+    parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"),
+                        help="compute dtype of every model run (EvalConfig.dtype); keep one per arms file")
     args = parser.parse_args()
 
     arms_path = args.out.with_name(args.out.name + ".arms.jsonl")
     arms_path.parent.mkdir(parents=True, exist_ok=True)
     done = read_arms(arms_path)
+    if any(r.dtype != args.dtype for r in done):
+        raise SystemExit(f"{arms_path} holds arms measured in {done[0].dtype}; pass --dtype {done[0].dtype} or "
+                         "another --out")
     names = list(METHODS) if args.methods == "all" else [method(m.strip()).name for m in args.methods.split(",") if m.strip()]
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     load_before = os.getloadavg()
@@ -167,13 +173,13 @@ def main() -> None:
 
     tasks = [] if args.report_only else plan(names, seeds, not args.no_gold, done)
     if tasks and args.workers <= 1:
-        start_worker(args.organism, not args.no_gold, args.threads, args.device)
+        start_worker(args.organism, not args.no_gold, args.threads, args.device, args.dtype)
         for name, todo in tasks:
             keep(run_task(name, todo))
     elif tasks:
         ctx = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(args.workers, ctx, start_worker,
-                                 (args.organism, not args.no_gold, args.threads, args.device)) as pool:
+                                 (args.organism, not args.no_gold, args.threads, args.device, args.dtype)) as pool:
             for future in as_completed([pool.submit(run_task, n, t) for n, t in tasks]):
                 keep(future.result())
     wall_table = time.perf_counter() - start
@@ -184,9 +190,9 @@ def main() -> None:
                "methods": [n for n in METHODS if any(r.method == n for r in arms)],
                "verdicts": {row["method"]: row["verdict"] for row in summary_rows(arms) if row["method"] != ORGANISM},
                "gold_standard": GOLD, "cpu_s_arms": round(cpu, 1), "wall_s_this_run": round(wall_table, 1),
-               "workers": args.workers}
+               "workers": args.workers, "dtype": args.dtype}
     shutil.rmtree(args.out, ignore_errors=True)
-    write_report(args.out, arms, {"organism": str(args.organism.resolve()), "eval": asdict(EvalConfig()),
+    write_report(args.out, arms, {"organism": str(args.organism.resolve()), "eval": asdict(EvalConfig(dtype=args.dtype)),
                                   "arms_file": str(arms_path)}, summary)
     print(f"\n{args.out}: {len(arms)} arms; this run {wall_table:.0f} s wall with {args.workers} worker(s) "
           f"({cpu_seconds() - cpu_start:.0f} CPU s in this process); CPU s summed over all arms {cpu:.0f}; load "

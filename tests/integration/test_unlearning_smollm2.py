@@ -4,8 +4,9 @@ Builds the knowledge organism first (or reuses the finished one named by INTERPL
 since the build is the long part and does not depend on the table), then checks the issue's "done when":
 the fake output filter is flagged "suppressed, not removed" with forget accuracy <= 5%, >= 80% of
 held-out facts back within 20 relearning steps and probes decoding >= 90%; the gold standard stays near
-chance and is not flagged; every method has a verdict on every seed. Timings are in the report's summary
-(bench/README.md "Unlearning" holds the last ones); none is asserted.
+chance and is not flagged; every method has a verdict and a collateral-damage flag on every seed. It runs
+in bfloat16, the setting of the 20-minute table (`bench/unlearning.py --dtype bfloat16`, two workers);
+timings are in the report's summary (docs/unlearning.md holds the last ones); none is asserted.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ def organism(tmp_path_factory, smollm2) -> Path:
 @pytest.fixture(scope="module")
 def rows(organism: Path, tmp_path_factory) -> list[dict]:
     report = unlearning_eval_run(organism, tmp_path_factory.mktemp("report") / "table", ["all"], [0, 1, 2],
-                                 cfg=EvalConfig(), show_progress=False)
+                                 cfg=EvalConfig(dtype="bfloat16"), show_progress=False)
     return json.loads((report / "tables" / "runs.json").read_text())
 
 
@@ -64,3 +65,4 @@ def test_every_method_has_a_verdict_on_three_seeds(rows: list[dict]) -> None:
         mine = [r for r in rows if r["method"] == name]
         assert sorted(r["seed"] for r in mine) == [0, 1, 2]
         assert all(r["verdict"] in (REMOVED, SUPPRESSED, NOT_FORGOTTEN) for r in mine)
+        assert all(isinstance(r["collateral"], bool) and r["dtype"] == "bfloat16" for r in mine)

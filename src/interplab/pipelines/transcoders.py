@@ -84,8 +84,9 @@ def load_layer_transcoders(folder: str | Path, device: Any = None) -> dict[int, 
     return {int(name.split(".")[1]): sae for name, sae in members.items()}
 
 
-def _layer_configs(tc_cfg: SAEConfig, lm: LoadedModel, layers: list[int], model_name: str,
-                   stream_cfg: StreamConfig) -> list[SAEConfig]:
+def layer_configs(tc_cfg: SAEConfig, lm: LoadedModel, layers: list[int], model_name: str,
+                  stream_cfg: StreamConfig) -> list[SAEConfig]:
+    """One transcoder config per layer (MLP input to MLP output hooks, SAELens metadata, seed + layer)."""
     if not isinstance(tc_cfg, TranscoderFields):
         raise InterplabError(f"{tc_cfg.architecture} is not a transcoder architecture; choose one of "
                              "topk_transcoder, topk_skip_transcoder, jumprelu_transcoder, jumprelu_skip_transcoder")
@@ -110,7 +111,7 @@ def train_transcoders_run(out: str | Path, lm: LoadedModel, texts: Sequence[str]
     archs = [c.architecture for c in sets]
     if len(set(archs)) != len(archs):
         raise InterplabError(f"side-by-side architectures must differ from each other and from --arch: {archs}")
-    configs = [_layer_configs(c, lm, layers, model_name, stream_cfg) for c in sets]
+    configs = [layer_configs(c, lm, layers, model_name, stream_cfg) for c in sets]
     names = layer_names(layers)
     group = SAEGroup.of([f"{a}/{n}" for a in archs for n in names], [c for cs in configs for c in cs])
     tc = train_cfg.replace(checkpoint_dir=str(out / "checkpoints"), batch_size=stream_cfg.batch_size)
@@ -140,7 +141,7 @@ def train_transcoders_run(out: str | Path, lm: LoadedModel, texts: Sequence[str]
     for j, arch in enumerate(archs):
         sub = group.subgroup(slice(j * M, (j + 1) * M), names)
         where = out if j == 0 else out / "side_by_side" / arch
-        results.append(_save_and_evaluate(sub, where, lm, layers, stream, eval_texts))
+        results.append(save_and_evaluate(sub, where, lm, layers, stream, eval_texts))
         if j:
             write_json_atomic(where / "eval.json", results[-1])
     result = {**results[0], "side_by_side": dict(zip(archs[1:], results[1:], strict=True))} if side_by_side \
@@ -150,8 +151,8 @@ def train_transcoders_run(out: str | Path, lm: LoadedModel, texts: Sequence[str]
     return TranscoderRun(out, load_layer_transcoders(out / "transcoders"), result, reused=False)
 
 
-def _save_and_evaluate(group: SAEGroup, where: Path, lm: LoadedModel, layers: list[int], stream: ForwardStream,
-                       eval_texts: Sequence[str]) -> dict[str, Any]:
+def save_and_evaluate(group: SAEGroup, where: Path, lm: LoadedModel, layers: list[int], stream: ForwardStream,
+                      eval_texts: Sequence[str]) -> dict[str, Any]:
     """Fold the stream's scales into each member, save them to where/transcoders, evaluate (held-out texts)."""
     for L, member in zip(layers, group.saes(), strict=True):
         s_in, s_out = stream.scales[f"blocks.{L}.mlp_in"], stream.scales[f"blocks.{L}.mlp_out"]

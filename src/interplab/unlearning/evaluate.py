@@ -17,6 +17,7 @@ import random
 import resource
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,7 @@ from interplab.unlearning.direction_removal import (
     token_acts,
 )
 from interplab.unlearning.methods import UnlearningData, unlearn
-from interplab.unlearning.metrics import chance_accuracy, served_metrics
+from interplab.unlearning.metrics import chance_accuracy, qa_accuracy, served_metrics
 from interplab.unlearning.organism import KnowledgeOrganism
 from interplab.unlearning.probe_attack import ProbeAttackConfig, ProbeFeatures, probe_attack, probe_features
 from interplab.unlearning.relearning import RelearnConfig, relearning_curve
@@ -71,8 +72,14 @@ class EvalConfig:
     """The direction-removal attack."""
     verdict: VerdictConfig = field(default_factory=VerdictConfig)
     """Margins of the verdict."""
+    dtype: str = "float32"
+    """Compute dtype of everything that runs the model (unlearning, metrics, attacks): "float32", or
+    "bfloat16" (autocast: weights, optimiser state and the residual stream stay float32, matrix products
+    run in bfloat16; on CPUs with bfloat16 matrix units about twice as fast). Probe fits stay float32."""
 
     def check(self) -> None:
+        if self.dtype not in ("float32", "bfloat16"):
+            raise InterplabError(f"dtype must be 'float32' or 'bfloat16', got {self.dtype!r}")
         if not 0 < self.attack_train_fraction < 1:
             raise InterplabError(f"attack_train_fraction must be in (0, 1), got {self.attack_train_fraction}")
         if self.fluency_docs < 1 or self.n_retain_eval < 1:
@@ -124,6 +131,10 @@ class ArmResult:
     reasons: list[str] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
     """Wall and CPU seconds: unlearn, evaluate."""
+    dtype: str = "float32"
+    """The compute dtype it was measured in (EvalConfig.dtype)."""
+    retain_reference: float | None = None
+    """The organism's retain exact match on the same people (the bar of collateral damage)."""
 
     def evidence(self) -> Evidence:
         return Evidence(
@@ -131,7 +142,8 @@ class ArmResult:
             relearn_best=max(a for _, a in self.relearn) if self.relearn else None,
             probe_best=self.probe_accuracy if self.probe_accuracy is not None else
             max(a for _, a in self.probe) if self.probe else None, probe_chance=self.probe_chance,
-            direction_best=max(a for _, a in self.direction) if self.direction else None)
+            direction_best=max(a for _, a in self.direction) if self.direction else None,
+            retain_em=self.metrics.get("retain_qa_em"), retain_reference=self.retain_reference)
 
 
 class _Clock:
@@ -164,6 +176,16 @@ class Context:
     scored twice."""
     probe_cache: dict[str, ProbeFeatures] = field(default_factory=dict)
     """Probe features by network fingerprint (weights and edits, no filter), for the same reason."""
+    retain_reference: float | None = None
+    """The organism's retain exact match on `retain_eval` (measured by make_context)."""
+
+
+def compute_precision(cfg: EvalConfig, device: torch.device, weights_change: bool = False) -> AbstractContextManager:
+    """The autocast region `cfg.dtype` asks for (a no-op for float32). Autocast caches the bfloat16 copy
+    of each weight until the region ends; where the region trains (`weights_change`), the cache is off,
+    or every forward pass after the first would run the weights as they were at the first."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.dtype == "bfloat16",
+                          cache_enabled=not weights_change)
 
 
 def make_context(organism: KnowledgeOrganism, texts: list[str], cfg: EvalConfig, device: str | None = None,
@@ -177,7 +199,10 @@ def make_context(organism: KnowledgeOrganism, texts: list[str], cfg: EvalConfig,
     method_texts = texts[: min(cfg.method_docs, len(texts) - cfg.fluency_docs)]
     data = UnlearningData(organism.cfg.people, organism.forget, organism.retain, method_texts, organism.cache_dir)
     weights = {k: v.detach().clone() for k, v in lm.model.state_dict().items()}
-    return Context(organism, lm, cfg, fluency, data, weights, organism.retain[: cfg.n_retain_eval])
+    retain_eval = organism.retain[: cfg.n_retain_eval]
+    with compute_precision(cfg, lm.device):
+        reference = qa_accuracy(ServedModel(lm), retain_eval, organism.cfg.people)
+    return Context(organism, lm, cfg, fluency, data, weights, retain_eval, retain_reference=reference)
 
 
 def restore(lm: LoadedModel, weights: dict[str, Tensor]) -> None:
@@ -190,23 +215,30 @@ def evaluate_served(ctx: Context, served: ServedModel, method: str, seed: int, s
     """Metrics, attacks (probe, direction removal, relearning: last, it changes the weights) and verdict."""
     cfg, people_cfg = ctx.cfg, ctx.organism.cfg.people
     clock = _Clock()
+    precision = compute_precision(cfg, ctx.lm.device)
     key = served.fingerprint()
     if key not in ctx.metrics_cache:
-        ctx.metrics_cache[key] = served_metrics(served, ctx.organism.forget, ctx.retain_eval, people_cfg,
-                                                ctx.fluency_texts, cfg.fluency_tokens)
+        with precision:
+            ctx.metrics_cache[key] = served_metrics(served, ctx.organism.forget, ctx.retain_eval, people_cfg,
+                                                    ctx.fluency_texts, cfg.fluency_tokens)
     metrics = dict(ctx.metrics_cache[key])
-    result = ArmResult(method, seed, metrics, chance_accuracy(ctx.organism.forget), chance_accuracy(split.held_out))
+    result = ArmResult(method, seed, metrics, chance_accuracy(ctx.organism.forget), chance_accuracy(split.held_out),
+                       dtype=cfg.dtype, retain_reference=ctx.retain_reference)
     network = served.fingerprint(with_filter=False)  # the attacker's model: no output filter
     if network not in ctx.probe_cache:
-        ctx.probe_cache[network] = probe_features(served, ctx.organism.people, people_cfg, cfg.probe, ctx.lm.n_layers)
+        with precision:
+            ctx.probe_cache[network] = probe_features(served, ctx.organism.people, people_cfg, cfg.probe,
+                                                      ctx.lm.n_layers)
     probe = probe_attack(ctx.probe_cache[network], ctx.organism.retain, split.train, split.held_out, cfg.probe, seed)
     result.probe, result.probe_chance = probe.curve, probe.chance
     result.probe_choice, result.probe_validation, result.probe_accuracy = probe.choice, probe.validation, probe.accuracy
     if attacks:
         layers = removal_layers(cfg.direction, ctx.lm.n_layers)
-        result.direction = direction_removal(served, reference or {}, split.train, split.held_out, people_cfg, layers,
-                                             cfg.direction.forms)
-        result.relearn = relearning_curve(served, split.train, split.held_out, people_cfg, cfg.relearn, seed)
+        with precision:
+            result.direction = direction_removal(served, reference or {}, split.train, split.held_out, people_cfg,
+                                                 layers, cfg.direction.forms)
+        with compute_precision(cfg, ctx.lm.device, weights_change=True):
+            result.relearn = relearning_curve(served, split.train, split.held_out, people_cfg, cfg.relearn, seed)
         result.verdict, result.reasons = judge(result.evidence(), cfg.verdict)
     wall, cpu = clock.read()
     result.seconds.update(eval_wall=wall, eval_cpu=cpu)
@@ -219,7 +251,8 @@ def run_arm(ctx: Context, method: str, method_cfg: Any, seed: int, split: Attack
     restore(ctx.lm, gold_weights if method == GOLD else ctx.organism_weights)
     torch.manual_seed(seed)
     clock = _Clock()
-    served = ServedModel(ctx.lm) if method == GOLD else unlearn(ctx.lm, ctx.data, method, method_cfg, seed)
+    with compute_precision(ctx.cfg, ctx.lm.device, weights_change=True):
+        served = ServedModel(ctx.lm) if method == GOLD else unlearn(ctx.lm, ctx.data, method, method_cfg, seed)
     unlearn_wall, unlearn_cpu = clock.read()
     result = evaluate_served(ctx, served, method, seed, split, reference)
     result.seconds.update(unlearn_wall=unlearn_wall, unlearn_cpu=unlearn_cpu)
@@ -245,7 +278,8 @@ def reference_acts(ctx: Context, split: AttackSplit) -> dict[int, Tensor]:
     restore(ctx.lm, ctx.organism_weights)
     layers = removal_layers(ctx.cfg.direction, ctx.lm.n_layers)
     its = attack_items(split.train, ctx.organism.cfg.people, ctx.cfg.direction.forms)
-    return token_acts(ServedModel(ctx.lm), its, layers)
+    with compute_precision(ctx.cfg, ctx.lm.device):
+        return token_acts(ServedModel(ctx.lm), its, layers)
 
 
 def evaluate_methods(ctx: Context, methods: list[tuple[str, Any]], seeds: list[int],

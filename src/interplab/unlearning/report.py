@@ -16,6 +16,7 @@ from typing import Any
 from interplab.reports import FigureEntry, ReportWriter
 from interplab.reports.svg_charts import Panel, write_page
 from interplab.unlearning.evaluate import ORGANISM, ArmResult
+from interplab.unlearning.verdict import collateral
 
 KIND = "unlearning"
 _COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22")
@@ -45,7 +46,7 @@ def run_row(r: ArmResult) -> dict[str, Any]:
             "relearn_final": r.relearn[-1][1] if r.relearn else None, "probe_best": ev.probe_best,
             "probe_choice": r.probe_choice, "probe_validation": r.probe_validation,
             "probe_chance": r.probe_chance, "direction_best": ev.direction_best, "verdict": r.verdict,
-            "reasons": "; ".join(r.reasons),
+            "reasons": "; ".join(r.reasons), "collateral": bool(r.verdict) and collateral(ev), "dtype": r.dtype,
             **{f"{k}_s": round(r.seconds[k], 1) if k in r.seconds else None for k in _SECONDS}}
 
 
@@ -60,6 +61,10 @@ def summary_rows(results: Sequence[ArmResult]) -> list[dict[str, Any]]:
             row[key], row[f"{key}_std"] = mean, std
         verdicts = Counter(m["verdict"] for m in mine if m["verdict"])
         row["verdict"] = "; ".join(f"{v} ({n}/{len(mine)})" for v, n in verdicts.items()) if verdicts else "reference"
+        damaged = sum(bool(m.get("collateral")) for m in mine)
+        row["collateral"] = damaged
+        if damaged:
+            row["verdict"] += f"; retain damaged ({damaged}/{len(mine)})"
         rows.append(row)
     return rows
 

@@ -3,14 +3,18 @@ flagged, every method gets a row with numbers and a verdict, and the report rend
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
 import pytest
+import torch
 
+from interplab.common import InterplabError
 from interplab.pipelines.unlearning import unlearning_eval_run
 from interplab.reports import read_index
 from interplab.unlearning import GOLD, METHODS, NOT_FORGOTTEN, ORGANISM, REMOVED, SUPPRESSED
+from interplab.unlearning.evaluate import compute_precision
 from interplab.unlearning.report import markdown_summary
 from unlearning_data import TINY_EVAL, TINY_METHODS
 
@@ -76,3 +80,32 @@ def test_markdown_table_has_a_row_per_method_with_its_verdict(report: Path) -> N
     lines = {line.split(" | ")[0].lstrip("| "): line for line in table.splitlines() if line.startswith("| ")}
     assert set(lines) >= {ORGANISM, GOLD, *METHODS}
     assert lines["output-block"].endswith(f"| {SUPPRESSED} (1/1) |") and "Chance (best constant answer)" in table
+
+
+def test_bfloat16_evaluation_still_catches_the_fake_filter(tiny_organism: Path, tmp_path: Path) -> None:
+    cfg = dataclasses.replace(TINY_EVAL, dtype="bfloat16")
+    out = unlearning_eval_run(tiny_organism, tmp_path / "bf16", ["output-block"], [0], cfg=cfg, text_source="demo",
+                              device="cpu", threads=1, show_progress=False)
+    rows = _rows(out)
+    assert rows["output-block"]["verdict"] == SUPPRESSED and rows[GOLD]["verdict"] == REMOVED
+    runs = json.loads((out / "tables" / "runs.json").read_text())
+    assert {r.get("dtype") for r in runs} == {"bfloat16"}
+
+
+def test_an_unknown_compute_dtype_is_refused_before_anything_runs(tiny_organism: Path, tmp_path: Path) -> None:
+    with pytest.raises(InterplabError, match="dtype must be 'float32' or 'bfloat16'"):
+        unlearning_eval_run(tiny_organism, tmp_path / "fp16", ["output-block"], [0],
+                            cfg=dataclasses.replace(TINY_EVAL, dtype="float16"), text_source="demo", show_progress=False)
+    assert not (tmp_path / "fp16").exists()
+
+
+def test_a_training_region_in_bfloat16_runs_the_weights_as_they_are_now_not_as_first_cast() -> None:
+    # autocast caches each weight's bfloat16 copy until its region ends: relearning and unlearning train
+    # inside one region, so with the cache on every step after the first ran the stale weights.
+    lin, x = torch.nn.Linear(8, 8), torch.randn(4, 8)
+    with compute_precision(dataclasses.replace(TINY_EVAL, dtype="bfloat16"), torch.device("cpu"), weights_change=True):
+        before = lin(x).float()
+        with torch.no_grad():
+            lin.weight.mul_(2.0)
+        after = lin(x).float()
+    assert after.dtype == torch.float32 and not torch.allclose(before, after, atol=1e-2)

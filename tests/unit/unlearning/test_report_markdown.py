@@ -17,3 +17,13 @@ def test_mixed_verdicts_stay_in_one_markdown_cell() -> None:
     header, _, row = table.splitlines()[:3]
     assert row.count("|") == header.count("|")
     assert "suppressed, not removed (2/3); removed (1/3)" in row
+
+
+def test_collateral_damage_is_counted_beside_the_verdict() -> None:
+    def arm(seed: int, retain: float) -> ArmResult:
+        return ArmResult("npo", seed, {**METRICS, "retain_qa_em": retain}, 0.13, 0.15, verdict=REMOVED,
+                         retain_reference=1.0)
+
+    rows = summary_rows([arm(0, 0.3), arm(1, 0.95), arm(2, 0.5)])
+    assert rows[0]["collateral"] == 2
+    assert "| removed (3/3); retain damaged (2/3) |" in markdown_summary(rows)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from interplab.unlearning import NOT_FORGOTTEN, REMOVED, SUPPRESSED, VerdictConfig, judge
-from interplab.unlearning.verdict import Evidence
+from interplab.unlearning.verdict import Evidence, collateral
 
 QUIET = Evidence(forget_em=0.1, chance=0.15, chance_held_out=0.2, relearn_best=0.25, probe_best=0.3,
                  probe_chance=0.2, direction_best=0.2)
@@ -36,3 +36,13 @@ def test_margins_decide_at_the_boundary() -> None:
 def test_attacks_not_run_are_no_evidence() -> None:
     verdict, _ = judge(QUIET._replace(relearn_best=None, probe_best=None, probe_chance=None, direction_best=None))
     assert verdict == REMOVED
+
+
+def test_a_retain_drop_beyond_the_margin_is_named_as_collateral_damage_beside_the_verdict() -> None:
+    damaged = QUIET._replace(retain_em=0.44, retain_reference=1.0)
+    verdict, reasons = judge(damaged)
+    assert verdict == REMOVED and collateral(damaged)
+    assert reasons[-1] == "collateral damage: retain accuracy 0.44 against the organism's 1.00"
+    kept = QUIET._replace(retain_em=0.9, retain_reference=1.0)
+    assert not collateral(kept) and not any("collateral" in r for r in judge(kept)[1])
+    assert not collateral(QUIET)  # no reference measured: no claim either way
