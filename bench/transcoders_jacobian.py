@@ -41,7 +41,7 @@ from interplab.data.text import load_texts
 from interplab.models import load_model
 from interplab.models.hookpoints import resolve_hook
 from interplab.pipelines.transcoders import layer_configs, layer_names, save_and_evaluate
-from interplab.saes import SAEGroup, TopKSkipTranscoderConfig
+from interplab.saes import SAEGroup, SAEGroupConfig, TopKSkipTranscoderConfig
 from interplab.saes.base import TrainOutput, TrainState
 from interplab.saes.init import init_b_dec_geometric_median_
 from interplab.training import TrainConfig, fit
@@ -145,7 +145,7 @@ def main() -> None:
     base = TopKSkipTranscoderConfig(d_in=lm.d_model, d_sae=args.d_sae, k=args.k)
     configs = layer_configs(base, lm, layers, args.model, stream_cfg)
     names = layer_names(layers)
-    group = JacobianGroup(SAEGroup.of([f"{a}/{n}" for a in ARMS for n in names], configs + configs).cfg,
+    group = JacobianGroup(SAEGroupConfig(names=[f"{a}/{n}" for a in ARMS for n in names], members=configs + configs),
                           len(layers), args.jacobian_coef)
     stream = ForwardStream(lm, texts[:-args.eval_texts], names, [f"blocks.{L}.mlp_out" for L in layers], stream_cfg)
     mlps = [resolve_hook(lm.model, f"blocks.{L}.mlp_in").module for L in layers]

@@ -151,9 +151,9 @@ def main() -> None:
     arms_path = args.out.with_name(args.out.name + ".arms.jsonl")
     arms_path.parent.mkdir(parents=True, exist_ok=True)
     done = read_arms(arms_path)
-    if any(r.dtype != args.dtype for r in done):
-        raise SystemExit(f"{arms_path} holds arms measured in {done[0].dtype}; pass --dtype {done[0].dtype} or "
-                         "another --out")
+    other = next((r.dtype for r in done if r.dtype != args.dtype), None)
+    if other is not None:
+        raise SystemExit(f"{arms_path} holds arms measured in {other}; pass --dtype {other} or another --out")
     names = list(METHODS) if args.methods == "all" else [method(m.strip()).name for m in args.methods.split(",") if m.strip()]
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     load_before = os.getloadavg()
